@@ -1,0 +1,80 @@
+# The commands behind the README. Two are enough on a fresh machine:
+#   make lab    sets up .venv and opens the course in JupyterLab
+#   make test   sets up .venv, lints, and runs every test and notebook check
+# Every target that needs Python sets up first; setup is skipped while .venv is up to date.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.course-setup.stamp
+# Two workers suit a 2-core machine; --dist loadscope keeps each notebook's cells in one kernel.
+WORKERS ?= 2
+# Extra pytest arguments, e.g. make test PYTEST_ARGS="-k lstm" or make grade PYTEST_ARGS=-v
+PYTEST_ARGS ?=
+
+.PHONY: setup lab test lint format exercises execute grade benchmark clean distclean
+
+setup: $(STAMP)
+
+# The stamp is renewed whenever pyproject.toml or constraints.txt change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/00_welcome.ipynb
+
+# Lint, format check and pytest all run, so one run reports everything; the target fails if any
+# failed. pytest's exit code 5 ("no tests collected") is not a failure here.
+test: setup
+	@status=0; \
+	echo "== ruff check"; $(BIN)/ruff check . || status=1; \
+	echo "== ruff format --check"; $(BIN)/ruff format --check . || status=1; \
+	echo "== pytest"; \
+	$(BIN)/pytest -n $(WORKERS) --dist loadscope \
+		tests --nbval-lax --nbval-current-env $(wildcard notebooks solutions) \
+		--ignore-glob='$(CURDIR)/tests/*.ipynb' $(PYTEST_ARGS); \
+	rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; elif [ $$rc -ne 0 ]; then status=1; fi; \
+	exit $$status
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Apply ruff's fixes and formatting in place.
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Regenerate exercises/ from solutions/ (never overwrites a notebook a learner changed).
+exercises: setup
+	$(BIN)/python -m course_lib.exercises $(ARGS)
+
+# Re-execute the lectures in place, so they are committed with their outputs. On the CPU, so the
+# committed outputs do not depend on the machine; no widget state or timing metadata is stored.
+# One lecture: make execute NB=notebooks/02_lstm.ipynb
+execute: setup
+	COURSE_DEVICE=cpu $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.kernel_name=python3 \
+		--ExecutePreprocessor.timeout=600 \
+		--ExecutePreprocessor.store_widget_state=False \
+		--ExecutePreprocessor.record_timing=False \
+		$(or $(NB),notebooks/*.ipynb)
+
+# Grade one notebook or a folder: make grade NB=exercises/02_lstm.ipynb (default: exercises/)
+grade: setup
+	$(BIN)/pytest --nbval-lax --nbval-current-env $(or $(NB),exercises) $(PYTEST_ARGS)
+
+benchmark: setup
+	$(BIN)/python -m benchmarks.rnn $(ARGS)
+
+clean:
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) \
+		-type d -prune -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info test-results .coverage htmlcov
+
+# clean, and remove the virtual environment too
+distclean: clean
+	rm -rf $(VENV)
