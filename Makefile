@@ -63,9 +63,10 @@ execute: setup
 		--ExecutePreprocessor.record_timing=False \
 		$(or $(NB),notebooks/*.ipynb)
 
-# Grade one notebook or a folder: make grade NB=exercises/02_lstm.ipynb (default: exercises/)
+# Grade one notebook or a folder: make grade NB=exercises/02_lstm.ipynb (default: exercises/).
+# course_lib.grade runs pytest --nbval-lax with the grading plugin and prints points per exercise.
 grade: setup
-	$(BIN)/pytest --nbval-lax --nbval-current-env $(or $(NB),exercises) $(PYTEST_ARGS)
+	$(BIN)/python -m course_lib.grade $(or $(NB),exercises) $(PYTEST_ARGS)
 
 benchmark: setup
 	$(BIN)/python -m benchmarks.rnn $(ARGS)

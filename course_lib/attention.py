@@ -90,8 +90,16 @@ def lengths_to_mask(lengths: Tensor, max_len: int) -> Tensor:
 class _Attention(nn.Module):
     """Checks the inputs, runs ``score`` and :func:`attend`; subclasses define ``score``."""
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        """query (B, Tq, Hq), keys (B, S, Hk) -> scores (B, Tq, S)."""
+    def project_keys(self, keys: Tensor) -> Tensor:
+        """The part of the score that depends on the keys only (identity unless overridden).
+
+        A decoder asks many queries of the same keys; it can compute this once per source
+        and pass it as ``projected_keys`` at every step (like hoisting W_ih x out of an RNN loop).
+        """
+        return keys
+
+    def score(self, query: Tensor, projected_keys: Tensor) -> Tensor:
+        """query (B, Tq, Hq), projected keys (B, S, ...) -> scores (B, Tq, S)."""
         raise NotImplementedError
 
     def forward(
@@ -101,19 +109,28 @@ class _Attention(nn.Module):
         values: Tensor | None = None,
         mask: Tensor | None = None,
         lengths: Tensor | list[int] | None = None,
+        projected_keys: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Attend from ``query`` over ``keys``; average ``values`` (default: the keys).
 
         query (B, Hq) or (B, Tq, Hq); keys (B, S, Hk); values (B, S, Hv); either ``mask``
-        (B, S) bool, True at real positions, or ``lengths`` (B,) ints in 1..S.
+        (B, S) bool, True at real positions, or ``lengths`` (B,) ints in 1..S;
+        ``projected_keys``: ``self.project_keys(keys)`` if already computed.
         Returns context (B, Hv) and weights (B, S), or (B, Tq, Hv) and (B, Tq, S) for a 3-D query.
         """
         values = keys if values is None else values
         single_step = self._check(query, keys, values)
         mask = self._make_mask(mask, lengths, keys)
+        if projected_keys is None:
+            projected_keys = self.project_keys(keys)
+        elif projected_keys.shape[:2] != keys.shape[:2]:
+            raise ValueError(
+                f"projected_keys must have the keys' (B, S) = {tuple(keys.shape[:2])}, "
+                f"got {tuple(projected_keys.shape)}; pass project_keys(keys)"
+            )
         if single_step:
             query = query.unsqueeze(1)  # (B, 1, Hq)
-        context, weights = attend(self.score(query, keys), values, mask)
+        context, weights = attend(self.score(query, projected_keys), values, mask)
         if single_step:
             return context.squeeze(1), weights.squeeze(1)  # (B, Hv), (B, S)
         return context, weights
@@ -219,8 +236,11 @@ class AdditiveAttention(_Attention):
             raise ValueError(f"keys must have {self.key_size} features, got {keys.shape[-1]}")
         self._check_parameters(query, self.v)
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return additive_scores(self.query_proj(query), self.key_proj(keys), self.v)  # (B, Tq, S)
+    def project_keys(self, keys: Tensor) -> Tensor:
+        return self.key_proj(keys)  # W_k k + b: (B, S, A)
+
+    def score(self, query: Tensor, projected_keys: Tensor) -> Tensor:
+        return additive_scores(self.query_proj(query), projected_keys, self.v)  # (B, Tq, S)
 
 
 class DotAttention(_Attention):
@@ -241,8 +261,8 @@ class DotAttention(_Attention):
                 f"and keys {keys.shape[-1]} features (use GeneralAttention or AdditiveAttention)"
             )
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return dot_scores(query, keys, self.scaled)  # (B, Tq, S)
+    def score(self, query: Tensor, projected_keys: Tensor) -> Tensor:
+        return dot_scores(query, projected_keys, self.scaled)  # (B, Tq, S)
 
 
 class GeneralAttention(_Attention):
@@ -264,8 +284,11 @@ class GeneralAttention(_Attention):
             raise ValueError(f"keys must have {self.key_size} features, got {keys.shape[-1]}")
         self._check_parameters(query, self.key_proj.weight)
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return dot_scores(query, self.key_proj(keys))  # (B, Tq, S)
+    def project_keys(self, keys: Tensor) -> Tensor:
+        return self.key_proj(keys)  # W k: (B, S, Hq)
+
+    def score(self, query: Tensor, projected_keys: Tensor) -> Tensor:
+        return dot_scores(query, projected_keys)  # (B, Tq, S)
 
 
 def make_attention(kind: str, query_size: int, key_size: int, hidden_size: int | None = None) -> _Attention:

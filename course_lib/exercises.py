@@ -1,4 +1,4 @@
-"""Generate the learner's exercise notebooks in ``exercises/`` from the complete ones in ``solutions/``.
+"""Generate the learner's notebooks in ``exercises/`` from the complete ones in ``solutions/``.
 
 ``solutions/NN_topic.ipynb`` is the single source of truth. Inside its code cells, nbgrader's
 markers say what the learner must not see::
@@ -111,7 +111,9 @@ def strip_source(source: str, where: str = "cell") -> str:
         elif marker in (END_SOLUTION, END_HIDDEN):
             expected = END_SOLUTION if region == BEGIN_SOLUTION else END_HIDDEN
             if region is None or marker != expected:
-                raise MarkerError(f"{where}, line {number}: {marker!r} without a matching BEGIN marker")
+                raise MarkerError(
+                    f"{where}, line {number}: {marker!r} without a matching BEGIN marker"
+                )
             region = None
         elif region is None:
             lines_out.append(line)
@@ -137,7 +139,7 @@ def make_exercise(solution: nbformat.NotebookNode, name: str = "notebook") -> nb
     nb = copy.deepcopy(solution)
     for index, cell in enumerate(nb.cells):
         if "id" not in cell:
-            # nbformat < 4.5 had no ids; derive a stable one rather than a random one.
+            # Notebook format 4.4 and older had no cell ids: derive stable ones, not random ones.
             cell["id"] = hashlib.sha1(f"{name}:{index}".encode()).hexdigest()[:8]
         for key in _RUN_METADATA:
             cell.metadata.pop(key, None)
@@ -264,7 +266,7 @@ class CellError(NamedTuple):
 def failing_cells(
     notebook_path: Path | str, timeout: float = 60, kernel_name: str | None = None
 ) -> list[CellError]:
-    """Run a notebook top to bottom with nbclient, continuing past errors; list the cells that raised.
+    """Run a notebook top to bottom with nbclient, past errors; list the cells that raised.
 
     The notebook runs in its own folder, like in Jupyter. A cell that runs past ``timeout``
     seconds is interrupted and listed with ``ename`` ``"KeyboardInterrupt"``. If the kernel
@@ -306,12 +308,20 @@ def failing_cells(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m course_lib.exercises",
-        description="Generate exercises/ from solutions/ (solution code stubbed, hidden tests removed).",
+        description="Generate exercises/ from solutions/: solutions stubbed, hidden tests removed.",
     )
-    parser.add_argument("src", nargs="?", default="solutions", help="solution notebooks (default: solutions)")
-    parser.add_argument("dst", nargs="?", default="exercises", help="exercise notebooks (default: exercises)")
-    parser.add_argument("--force", action="store_true", help="overwrite even notebooks a learner has edited")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if DST is out of sync")
+    parser.add_argument(
+        "src", nargs="?", default="solutions", help="solution notebooks (default: solutions)"
+    )
+    parser.add_argument(
+        "dst", nargs="?", default="exercises", help="exercise notebooks (default: exercises)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite even notebooks a learner has edited"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if DST is out of sync"
+    )
     args = parser.parse_args(argv)
 
     if not Path(args.src).is_dir():
@@ -322,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
-            print(f"{args.dst} is out of date: run `python -m course_lib.exercises`", file=sys.stderr)
+            print(
+                f"{args.dst} is out of date: run `python -m course_lib.exercises`", file=sys.stderr
+            )
             return 1
         print(f"{args.dst} is in sync with {args.src}")
         return 0

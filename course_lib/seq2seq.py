@@ -97,13 +97,17 @@ class EncoderDecoder(nn.Module):
         keys, (h_n, c_n) = self.encoder(self.source_embedding(source), lengths=lengths)  # (B, S, H)
         return keys, mask, (h_n[0], c_n[0])  # the decoder starts where the encoder stopped
 
-    def decode_step(self, previous: Tensor, state, keys: Tensor, mask: Tensor | None, last: Tensor):
-        """One decoder step: previous tokens (B,) -> logits (B, V), new state, weights (B, S) or None."""
+    def decode_step(self, previous: Tensor, state, keys: Tensor, mask: Tensor | None, projected: Tensor):
+        """One decoder step: previous tokens (B,) -> logits (B, V), new state, weights (B, S) or None.
+
+        ``projected`` is ``attention.project_keys(keys)``, or without attention the encoder's
+        last output (B, H).
+        """
         s, _ = state
         if self.attention is None:
-            context, weights = last, None  # the same fixed vector at every step
-        else:
-            context, weights = self.attention(s, keys, mask=mask)  # (B, H), (B, S)
+            context, weights = projected, None  # the same fixed vector at every step
+        else:  # query = the decoder's previous state s_{t-1}
+            context, weights = self.attention(s, keys, mask=mask, projected_keys=projected)  # (B, H), (B, S)
         state = self.decoder(torch.cat([self.target_embedding(previous), context], dim=-1), state)
         logits = self.output(torch.cat([state[0], context], dim=-1))  # (B, V)
         return logits, state, weights
@@ -126,11 +130,12 @@ class EncoderDecoder(nn.Module):
 
     def _run(self, source, lengths, steps, target):
         keys, mask, state = self.encode(source, lengths)
-        last = state[0]  # (B, H): the encoder's last real output
+        # The keys' share of the score does not change from step to step: compute it once.
+        projected = state[0] if self.attention is None else self.attention.project_keys(keys)
         previous = torch.full((source.shape[0],), self.bos_id, dtype=torch.long, device=source.device)
         all_logits, all_weights = [], []
         for t in range(steps):
-            logits, state, weights = self.decode_step(previous, state, keys, mask, last)
+            logits, state, weights = self.decode_step(previous, state, keys, mask, projected)
             all_logits.append(logits)
             all_weights.append(weights)
             # Teacher forcing: read the true token next; otherwise read our own best guess.

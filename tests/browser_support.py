@@ -116,13 +116,15 @@ class LabServer:
             env[variable] = str(folder)
         # The kernel starts in the copied notebooks' folder; course_lib must still import from the repo.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        env.pop("JUPYTER_PATH", None)
+        # JUPYTER_PATH comes first in every search, even before the venv's own share/jupyter, so the
+        # kernelspec written below is the `python3` that notebooks ask for.
+        env["JUPYTER_PATH"] = str(self.workdir / "jupyter-path")
         env.pop("JUPYTER_TOKEN", None)
         return env
 
     # 2. A `python3` kernelspec for this interpreter, found before the one installed in the venv.
     def _write_kernelspec(self, env: dict[str, str]) -> None:
-        kernel_dir = Path(env["JUPYTER_DATA_DIR"]) / "kernels" / "python3"
+        kernel_dir = Path(env["JUPYTER_PATH"]) / "kernels" / "python3"
         kernel_dir.mkdir(parents=True, exist_ok=True)
         spec = {
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
@@ -221,112 +223,142 @@ class LabServer:
         self.stop()
 
 
+    def shutdown_kernels(self) -> None:
+        """Shut down every running kernel (between notebooks, so two never compete for the CPU)."""
+        for kernel in json.loads(self._api("/api/kernels")):
+            self._api(f"/api/kernels/{kernel['id']}", method="DELETE")
+
+
 # --- the page -----------------------------------------------------------------------------------
 
-KERNEL_INDICATOR = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator"
-CODE_PROMPTS = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt"
+# The notebook on show; hidden panels (other open documents) keep their DOM.
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+CODE_PROMPTS = f"{NOTEBOOK} .jp-CodeCell .jp-InputArea-prompt"
+# An error output is drawn by the stderr renderer, like any text written to stderr.
+STDERR_OUTPUTS = f'{NOTEBOOK} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+# A top-level widget view in a cell's output.
+WIDGET_VIEWS = f"{NOTEBOOK} .jp-OutputArea-output > .jupyter-widgets"
+# A plot: a matplotlib figure shown in an Output widget, or an Image widget.
+PLOT_IMAGE = ".widget-output img, img.widget-image"
+SLIDER_HANDLE = ".widget-slider .noUi-handle"
+
+# The notebook panel on show, in the page's JavaScript.
+_PANEL_JS = "window.jupyterapp.shell.currentWidget"
 
 
-def open_notebook(page, server: LabServer, relative_path: str, timeout_ms: float = 60_000) -> None:
-    """Open a notebook and wait until its kernel is idle (started and connected)."""
+def open_notebook(page, server: LabServer, relative_path: str, timeout_ms: float = 90_000) -> None:
+    """Open a notebook in JupyterLab and wait until its kernel has started and is idle."""
     page.goto(server.notebook_url(relative_path), wait_until="domcontentloaded", timeout=timeout_ms)
-    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=timeout_ms)
-    page.wait_for_selector(f"{KERNEL_INDICATOR}[data-status='idle']", timeout=timeout_ms)
-
-
-def run_all_cells(page, timeout_ms: float) -> None:
-    """Run all cells with JupyterLab's own command; wait until every code cell has run and the kernel is idle."""
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     page.wait_for_function(
-        """([indicator, prompts]) => {
-            const status = document.querySelector(indicator)?.getAttribute('data-status');
-            const texts = Array.from(document.querySelectorAll(prompts), (p) => p.textContent.trim());
-            return status === 'idle' && texts.length > 0 && texts.every((t) => /^\\[\\d+\\]:$/.test(t));
-        }""",
-        arg=[KERNEL_INDICATOR, CODE_PROMPTS],
+        f"""(path) => {{
+            const panel = window.jupyterapp?.shell.currentWidget;
+            const session = panel?.sessionContext;
+            return panel?.context?.path === path && session?.isReady && session.session?.kernel
+                && session.kernelDisplayStatus === 'idle';
+        }}""",
+        arg=relative_path,
+        timeout=timeout_ms,
+        polling=250,
+    )
+    # More room for the notebook, so outputs and widgets are drawn at a readable width.
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+
+
+def run_all_cells(page, timeout_ms: float) -> bool:
+    """Run all cells with JupyterLab's `notebook:run-all-cells` and wait until the run is over.
+
+    Returns the command's result: True when every cell ran, False when a cell failed (the run stops there).
+    """
+    page.evaluate(
+        """() => {
+            window.__courseRunAll = undefined;
+            window.jupyterapp.commands.execute('notebook:run-all-cells').then(
+                (ok) => { window.__courseRunAll = ok === true; },
+                (error) => { window.__courseRunAll = false; console.error(error); });
+        }"""
+    )
+    page.wait_for_function(
+        f"() => window.__courseRunAll !== undefined && {_PANEL_JS}.sessionContext.kernelDisplayStatus === 'idle'",
         timeout=timeout_ms,
         polling=500,
     )
+    return page.evaluate("() => window.__courseRunAll")
 
 
 def unexecuted_cells(page) -> list[str]:
-    """The prompts of code cells that have no execution count (for failure messages)."""
-    texts = page.eval_on_selector_all(CODE_PROMPTS, "ps => ps.map(p => p.textContent.trim())")
-    return [f"cell {index}: {text!r}" for index, text in enumerate(texts) if not text[1:-2].isdigit()]
+    """Code cells without an execution count, as 'cell N (prompt)'; N counts code cells from 0."""
+    prompts = page.eval_on_selector_all(CODE_PROMPTS, "ps => ps.map(p => p.textContent.trim())")
+    return [f"code cell {n} ({text})" for n, text in enumerate(prompts) if not text.strip("[]:").isdigit()]
 
 
 def error_outputs(page) -> list[str]:
-    """Every error output of the open notebook, as 'cell N: ename: evalue'.
+    """Every error output of the notebook on show, as 'cell N: ename: evalue' (N counts all cells from 0).
 
-    Read from the notebook model, where an error is an output of type `error`; on screen it is drawn
-    by the stderr renderer, indistinguishable by selector from a progress bar written to stderr.
+    Read from the notebook model, where an error is an output of type `error`: on the page it is drawn
+    exactly like text written to stderr (a tqdm bar, a warning), so no selector tells them apart.
     """
     return page.evaluate(
-        """() => {
-            const panel = window.jupyterapp.shell.currentWidget;
+        f"""() => {{
+            const cells = {_PANEL_JS}.content.model.cells;
             const found = [];
-            const cells = panel.content.model.cells;
-            for (let i = 0; i < cells.length; i++) {
+            for (let i = 0; i < cells.length; i++) {{
                 const cell = cells.get(i);
                 if (cell.type !== 'code') continue;
-                for (let j = 0; j < cell.outputs.length; j++) {
+                for (let j = 0; j < cell.outputs.length; j++) {{
                     const output = cell.outputs.get(j).toJSON();
-                    if (output.output_type === 'error') found.push(`cell ${i}: ${output.ename}: ${output.evalue}`);
-                }
-            }
+                    if (output.output_type === 'error') found.push(`cell ${{i}}: ${{output.ename}}: ${{output.evalue}}`);
+                }}
+            }}
             return found;
-        }"""
+        }}"""
     )
 
 
 def rendered_tracebacks(page) -> list[str]:
-    """Outputs drawn on the page whose text looks like a Python traceback (a second, DOM-side check)."""
-    return page.evaluate(
-        """() => Array.from(document.querySelectorAll(
-                '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
-            .map((el) => el.textContent)
-            .filter((text) => /Traceback \\(most recent call last\\)|^\\s*\\w+(Error|Exception)\\b/m.test(text))
-            .map((text) => text.slice(0, 400))"""
-    )
+    """Tracebacks drawn on the page (stderr-rendered outputs that hold one), first 500 characters each."""
+    texts = page.eval_on_selector_all(STDERR_OUTPUTS, "els => els.map(el => el.textContent)")
+    return [text[:500] for text in texts if "Traceback (most recent call last)" in text]
 
 
-def explorer_locator(page, css_class: str):
-    """The explorer widget: the widget view with the given class, else the first widget view that holds
-    both a slider and a widget Output with an image (tqdm progress bars are widgets too, without either)."""
-    by_class = page.locator(f".jp-NotebookPanel:not(.lm-mod-hidden) .jupyter-widgets.{css_class}")
-    if by_class.count() > 0:
-        return by_class.first
-    views = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output > .jupyter-widgets")
-    return views.filter(has=page.locator(".widget-slider")).filter(has=page.locator(".widget-output img")).first
+def find_explorer(page, css_class: str, timeout_ms: float):
+    """Wait for the explorer widget and return a locator for it.
+
+    The explorer is the widget view with class `css_class` (set with `add_class` on its outermost box);
+    without one, the first top-level widget view that holds a slider and a plot image. Progress bars
+    (tqdm renders them as widgets) hold neither.
+    """
+    by_class = page.locator(f"{NOTEBOOK} .jupyter-widgets.{css_class}")
+    by_shape = page.locator(WIDGET_VIEWS).filter(has=page.locator(".widget-slider")).filter(has=page.locator(PLOT_IMAGE))
+    by_class.or_(by_shape).first.wait_for(state="visible", timeout=timeout_ms)
+    return by_class.first if by_class.count() else by_shape.first
 
 
 def plot_source(explorer) -> str:
-    """The `src` of the (first) plot image inside the explorer's Output widget."""
-    return explorer.locator(".widget-output img").first.get_attribute("src") or ""
+    """The `src` of the explorer's (first) plot image."""
+    return explorer.locator(PLOT_IMAGE).first.get_attribute("src") or ""
 
 
 def nudge_slider(page, explorer) -> str:
-    """Focus the explorer's first slider handle and press an arrow key; return the key pressed.
+    """Focus the explorer's first slider handle and press one arrow key, as a learner would; return the key.
 
-    ArrowRight, unless the slider already sits at its maximum.
+    ArrowRight moves one step up, unless the slider already sits at its maximum.
     """
-    handle = explorer.locator(".widget-slider .noUi-handle").first
-    now, top = handle.get_attribute("aria-valuenow"), handle.get_attribute("aria-valuemax")
-    key = "ArrowLeft" if now is not None and now == top else "ArrowRight"
+    handle = explorer.locator(SLIDER_HANDLE).first
+    value, top = handle.get_attribute("aria-valuenow"), handle.get_attribute("aria-valuemax")
+    key = "ArrowLeft" if value is not None and value == top else "ArrowRight"
     handle.focus()
     page.keyboard.press(key)
     return key
 
 
 def wait_for_new_plot(page, explorer, old_src: str, timeout_ms: float) -> str:
-    """Wait until the explorer shows a plot image whose source differs from `old_src`; return it."""
-    handle = explorer.element_handle()
+    """Wait until the explorer shows a loaded plot image whose source is not `old_src`; return the new one."""
     page.wait_for_function(
-        """([root, old]) => {
-            const img = root.querySelector('.widget-output img');
-            return img !== null && img.complete && img.getAttribute('src') !== old;
+        """([root, selector, old]) => {
+            const img = root.querySelector(selector);
+            return img !== null && img.complete && img.naturalWidth > 0 && img.getAttribute('src') !== old;
         }""",
-        arg=[handle, old_src],
+        arg=[explorer.element_handle(), PLOT_IMAGE, old_src],
         timeout=timeout_ms,
         polling=200,
     )

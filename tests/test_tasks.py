@@ -1,0 +1,165 @@
+"""The synthetic tasks: seeded, well-shaped, with the chance levels they claim."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib import tasks
+from course_lib.tasks import IGNORE_INDEX, TaskData
+
+# One small call per generator: (name, function of seed).
+GENERATORS = {
+    "spaghetti": lambda seed: tasks.spaghetti(16, 7, seed),
+    "spaghetti_range": lambda seed: tasks.spaghetti(16, (0, 12), seed),
+    "spaghetti_words": lambda seed: tasks.spaghetti(16, 7, seed, distractors="words"),
+    "adding": lambda seed: tasks.adding(16, 20, seed),
+    "copy_memory": lambda seed: tasks.copy_memory(16, 5, seed, gap=3),
+    "timing": lambda seed: tasks.timing(16, seed),
+    "future_context": lambda seed: tasks.future_context(16, 9, 2, seed),
+    "future_context_range": lambda seed: tasks.future_context(16, (4, 9), 2, seed),
+}
+
+
+def same(a: TaskData, b: TaskData) -> bool:
+    lengths_same = (a.lengths is None and b.lengths is None) or (
+        a.lengths is not None and b.lengths is not None and torch.equal(a.lengths, b.lengths)
+    )
+    return torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets) and lengths_same
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_same_seed_same_data_and_global_state_untouched(name):
+    make = GENERATORS[name]
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first = make(3)
+    assert torch.equal(torch.rand(1), expected_next), "the generator must not use the global RNG"
+    assert same(first, make(3))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_different_seeds_differ(name):
+    assert not same(GENERATORS[name](0), GENERATORS[name](1))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_fields_are_consistent(name):
+    data = GENERATORS[name](0)
+    B = len(data)
+    assert B == 16 and data.targets.shape[0] == B
+    assert data.metric in ("accuracy", "mse")
+    assert 0 < data.chance < 1
+    if data.lengths is not None:
+        assert data.lengths.dtype == torch.long and data.lengths.shape == (B,)
+        assert int(data.lengths.max()) == data.inputs.shape[1]
+        steps = torch.arange(data.inputs.shape[1])
+        padding = steps >= data.lengths.unsqueeze(1)
+        assert (data.inputs[padding] == 0).all(), "padding must be token 0"
+        assert (data.inputs[~padding] != 0).all(), "real steps are never <pad>"
+        if data.per_step:
+            assert (data.targets[padding] == IGNORE_INDEX).all()
+    if data.vocab is not None:
+        assert data.vocab[0] == tasks.PAD
+        assert data.inputs.dtype == torch.long
+        assert 0 <= int(data.inputs.min()) and int(data.inputs.max()) < data.vocab_size
+    if data.metric == "accuracy":
+        real = data.targets[data.targets != IGNORE_INDEX]
+        assert 0 <= int(real.min()) and int(real.max()) < data.num_classes
+
+
+def test_spaghetti_layout_and_answer():
+    data = tasks.spaghetti(50, 6, seed=0)
+    assert data.inputs.shape == (50, 6 + 11) and data.lengths is None
+    assert data.chance == pytest.approx(1 / 4) and data.num_classes == 4
+    text = data.decode(0)
+    words = text.split()
+    assert words[:1] + words[2:6] == ["the", "ate", "my", "spaghetti", "."]
+    assert text.endswith(f"who ate my spaghetti ? -> {words[1]}")
+    # the answer is the animal in the first sentence, for every example
+    subject_ids = data.inputs[:, 1]
+    assert torch.equal(subject_ids - 1, data.targets)
+
+
+def test_spaghetti_distances_and_distractors():
+    data = tasks.spaghetti(200, (0, 30), seed=0, subjects=6)
+    assert data.chance == pytest.approx(1 / 6)
+    distances = data.lengths - 11
+    assert int(distances.min()) >= 0 and int(distances.max()) <= 30
+    assert len(set(distances.tolist())) > 10, "distances should be spread over the range"
+    # "sentences" mention other animals after the fact; "words" never do
+    animals = (data.inputs >= 1) & (data.inputs <= 6)
+    assert animals[:, 6:].any()
+    words = tasks.spaghetti(200, 20, seed=0, distractors="words")
+    assert not ((words.inputs[:, 6:] >= 1) & (words.inputs[:, 6:] <= 4)).any()
+
+
+def test_adding_targets_and_chance():
+    data = tasks.adding(20000, 30, seed=0)
+    assert data.inputs.shape == (20000, 30, 2) and data.inputs.dtype == torch.float32
+    markers = data.inputs[..., 1]
+    assert torch.equal(markers.sum(1), torch.full((20000,), 2.0))
+    assert (markers[:, :15].sum(1) == 1).all(), "one marker in each half"
+    assert torch.allclose((data.inputs[..., 0] * markers).sum(1), data.targets)
+    assert data.chance == pytest.approx(1 / 6)
+    # predicting the mean 1.0 scores the stated chance MSE
+    assert ((data.targets - 1.0) ** 2).mean().item() == pytest.approx(1 / 6, abs=0.01)
+
+
+def test_copy_memory_layout():
+    data = tasks.copy_memory(10, 5, seed=0, alphabet=6, gap=3)
+    assert data.inputs.shape == (10, 5 + 3 + 1) and data.targets.shape == (10, 5)
+    assert torch.equal(data.inputs[:, :5], data.targets)
+    assert data.vocab[int(data.inputs[0, -1])] == tasks.DELIMITER
+    assert data.chance == pytest.approx(1 / 6) and data.per_step
+    assert data.decode(0).endswith("<blank> <delim> -> " + tasks.decode(data.targets[0], data.vocab))
+
+
+def test_future_context_targets_look_ahead():
+    data = tasks.future_context(30, (5, 12), shift=3, seed=0)
+    for b in range(30):
+        n = int(data.lengths[b])
+        assert torch.equal(data.targets[b, : n - 3], data.inputs[b, 3:n])
+        assert (data.targets[b, n - 3 :] == IGNORE_INDEX).all()
+    assert data.chance == pytest.approx(1 / 8)
+
+
+def test_timing_task():
+    data = tasks.timing(200, seed=0)
+    assert data.chance == pytest.approx(1 / data.num_classes)
+    spikes = data.inputs == data.vocab.index("*")
+    assert (spikes.sum(1) == 2).all(), "two spikes per sequence"
+
+
+def test_decode_readable():
+    assert tasks.decode(torch.tensor([0, 1, 2]), ("<pad>", "a", "b")) == "a b"
+    data = tasks.spaghetti(3, (0, 5), seed=0)
+    assert "<pad>" not in data.decode(0)
+    assert data[1:].decode(0) == data.decode(1), "slicing keeps examples intact"
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "names"),
+    [
+        (lambda: tasks.spaghetti(0, 5), ValueError, "n"),
+        (lambda: tasks.spaghetti(10.0, 5), TypeError, "n"),
+        (lambda: tasks.spaghetti(10, -1), ValueError, "distance"),
+        (lambda: tasks.spaghetti(10, (5, 2)), ValueError, "distance"),
+        (lambda: tasks.spaghetti(10, "5"), TypeError, "distance"),
+        (lambda: tasks.spaghetti(10, 5, seed=-1), ValueError, "seed"),
+        (lambda: tasks.spaghetti(10, 5, subjects=99), ValueError, "subjects"),
+        (lambda: tasks.spaghetti(10, 5, distractors="noise"), ValueError, "distractors"),
+        (lambda: tasks.adding(10, 1), ValueError, "length"),
+        (lambda: tasks.copy_memory(10, 0), ValueError, "length"),
+        (lambda: tasks.copy_memory(10, 5, alphabet=1), ValueError, "alphabet"),
+        (lambda: tasks.future_context(10, 3, shift=3), ValueError, "length"),
+        (lambda: tasks.future_context(10, 8, shift=0), ValueError, "shift"),
+        (lambda: tasks.timing(10, intervals=(9, 3)), ValueError, "intervals"),
+        (lambda: tasks.spaghetti(3, 4).decode(7), ValueError, "index"),
+        (lambda: tasks.decode(torch.tensor([5]), ("<pad>", "a")), ValueError, "ids"),
+    ],
+)
+def test_bad_arguments_name_the_argument(call, error, names):
+    with pytest.raises(error, match=names):
+        call()
