@@ -8,6 +8,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.course-setup.stamp
 # Two workers suit a 2-core machine; --dist loadscope keeps each notebook's cells in one kernel.
+# WORKERS=0 runs pytest in one process.
 WORKERS ?= 2
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-k lstm" or make grade PYTEST_ARGS=-v
 PYTEST_ARGS ?=

@@ -353,6 +353,47 @@ def copy_memory(
     )
 
 
+# -- timing ------------------------------------------------------------------------------------
+
+TIMING_VOCAB = (PAD, "-", "*")  # "-" is a silent step, "*" a spike
+
+
+def timing(
+    n: int, seed: int = 0, *, intervals: tuple[int, int] = (5, 20), length: int = 40
+) -> TaskData:
+    """Measure the delay between two spikes: how many steps from the first "*" to the second?
+
+    Each sequence has ``length`` steps, silent ("-") except two spikes ("*"). The first comes at
+    a random step, the second ``k`` steps later, ``k`` uniform in ``intervals = (lo, hi)``; then
+    silence again until the end. The answer, read after the last step, is the class ``k - lo``
+    (``classes[target]`` is ``str(k)``). Nothing in the input marks the passing time, so the
+    network must count, and an answer one step off is wrong. This is the "measuring spike
+    delays" task of Gers, Schraudolph & Schmidhuber (2002), as a classification.
+
+    Chance level: ``1 / (hi - lo + 1)`` (every interval equally likely).
+    """
+    n = _check_int("n", n, 1)
+    lo, hi = _check_range("intervals", intervals, 1)
+    length = _check_int("length", length, hi + 2)
+    generator = _generator(seed)
+    delays = _uniform_ints(lo, hi, n, generator)  # (B,)
+    first = torch.randint(0, length - hi - 1, (n,), generator=generator)  # (B,) leaves a silent tail
+    inputs = torch.full((n, length), TIMING_VOCAB.index("-"), dtype=torch.long)
+    rows = torch.arange(n)
+    inputs[rows, first] = TIMING_VOCAB.index("*")
+    inputs[rows, first + delays] = TIMING_VOCAB.index("*")
+    return TaskData(
+        inputs=inputs,  # (B, T)
+        targets=delays - lo,  # (B,)
+        lengths=None,
+        chance=1.0 / (hi - lo + 1),
+        metric="accuracy",
+        vocab=TIMING_VOCAB,
+        per_step=False,
+        classes=tuple(str(k) for k in range(lo, hi + 1)),
+    )
+
+
 # -- future context -----------------------------------------------------------------------------
 
 
