@@ -67,8 +67,11 @@ def _mask(lengths: object, ids: Tensor) -> Tensor | None:
 class EncoderDecoder(nn.Module):
     """An LSTM encoder–decoder; ``attention`` is None or one of "additive", "dot", "scaled", "general".
 
-    The decoder's input vocabulary has one extra token, ``bos_id = vocab_size``, the start symbol
-    that it reads before its first output.
+    Source and target tokens share one vocabulary of ``vocab_size`` ids (as in
+    :func:`course_lib.tasks.copy_memory`). The decoder's input vocabulary has one extra token,
+    ``bos_id = vocab_size``, the start symbol that it reads before its first output.
+    ``output_steps`` is how many tokens greedy decoding writes when no target is given
+    (None: as many as the source has).
     """
 
     def __init__(
@@ -77,11 +80,15 @@ class EncoderDecoder(nn.Module):
         embedding_size: int = 32,
         hidden_size: int = 64,
         attention: str | None = "additive",
+        output_steps: int | None = None,
     ) -> None:
         super().__init__()
         if attention is not None and attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be None or one of {ATTENTION_KINDS}, got {attention!r}")
+        if output_steps is not None and (not isinstance(output_steps, int) or output_steps < 1):
+            raise ValueError(f"output_steps must be None or a positive int, got {output_steps!r}")
         self.vocab_size, self.hidden_size, self.attention_kind = vocab_size, hidden_size, attention
+        self.output_steps = output_steps
         self.bos_id = vocab_size
         self.source_embedding = nn.Embedding(vocab_size, embedding_size)
         self.encoder = LSTM(embedding_size, hidden_size, batch_first=True)
@@ -114,9 +121,10 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, source: Tensor, target: Tensor | None = None, lengths: object = None) -> Tensor:
         """Logits (B, T, V). With ``target`` (B, T): teacher forcing, the decoder reads the true
-        previous token. Without: greedy decoding for S steps, the decoder reads its own guess."""
+        previous token. Without: greedy decoding for ``output_steps`` steps (default S), the
+        decoder reads its own best guess."""
         if target is None:
-            return self._run(source, lengths, steps=source.shape[-1], target=None)[0]
+            return self._run(source, lengths, self._steps(source, None), target=None)[0]
         _check_ids("target", target, self.vocab_size)
         if target.shape[0] != source.shape[0]:
             raise ValueError(f"target has batch size {target.shape[0]} but source has {source.shape[0]}")
@@ -125,8 +133,15 @@ class EncoderDecoder(nn.Module):
     @torch.no_grad()
     def generate(self, source: Tensor, steps: int | None = None, lengths: object = None):
         """Greedy decoding: tokens (B, steps) and attention weights (B, steps, S) (None without)."""
-        logits, weights = self._run(source, lengths, steps or source.shape[-1], target=None)
+        logits, weights = self._run(source, lengths, self._steps(source, steps), target=None)
         return logits.argmax(-1), weights
+
+    def _steps(self, source: Tensor, steps: int | None) -> int:
+        check_tensor("source", source)
+        steps = steps or self.output_steps or source.shape[-1]
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        return steps
 
     def _run(self, source, lengths, steps, target):
         keys, mask, state = self.encode(source, lengths)

@@ -103,6 +103,8 @@ class TaskData:
         if self.classes is None:
             return text
         if self.per_step:
+            if length is not None and target.shape[0] == self.inputs.shape[1]:
+                target = target[:length]  # per-step targets share the inputs' padding
             answer = " ".join(self.classes[int(t)] if t != IGNORE_INDEX else "_" for t in target)
         else:
             answer = self.classes[int(target)]

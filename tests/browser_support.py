@@ -24,7 +24,8 @@ Selectors, checked against JupyterLab 4.6 and ipywidgets 8.1:
   `.jp-OutputArea-output > .jupyter-widgets`. An `IntSlider` is `.widget-slider`; its handle is
   `.noUi-handle` (noUiSlider: focusable, moved by the arrow keys, with `aria-valuenow` and
   `aria-valuemax`). An `Output` widget is `.widget-output`, and a matplotlib figure shown in it
-  with `plt.show()` or `display(fig)` is an `<img>` with a `data:image/png` source.
+  with `plt.show()` or `display(fig)` is an `<img>` with a `data:image/png` source; an `Image`
+  widget (what `course_lib.viz` explorers draw into) is `img.widget-image` with a `blob:` source.
 """
 
 from __future__ import annotations
@@ -361,9 +362,33 @@ def find_explorer(page, css_class: str, timeout_ms: float):
     return by_class.first if by_class.count() else by_shape.first
 
 
+def show_whole(page, element, margin: int = 300) -> None:
+    """Make the viewport tall enough that `element` fits in the notebook's scroll area, and scroll
+    it into view: a screenshot of an element shows only what is visible of it. `margin` covers
+    the menu, tab, toolbar and status bars around the notebook."""
+    height = int(element.bounding_box()["height"]) + margin
+    viewport = page.viewport_size
+    if height > viewport["height"]:
+        page.set_viewport_size({"width": viewport["width"], "height": height})
+    element.scroll_into_view_if_needed()
+
+
 def plot_source(explorer) -> str:
     """The `src` of the explorer's first plot image ('' when it has none)."""
     return explorer.locator(PLOT_IMAGE).first.get_attribute("src") or ""
+
+
+def plot_digest(explorer) -> str:
+    """SHA-256 of the bytes of the explorer's first plot image, whether its source is a `data:` URL
+    (matplotlib in an Output widget) or a `blob:` URL (an Image widget: a new one on every redraw,
+    even of the same picture, so a changed source alone does not prove a changed plot)."""
+    return explorer.locator(PLOT_IMAGE).first.evaluate(
+        """async (img) => {
+            const bytes = await (await fetch(img.src)).arrayBuffer();
+            const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+            return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+        }"""
+    )
 
 
 def nudge_slider(page, explorer) -> str:

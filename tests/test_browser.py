@@ -6,7 +6,7 @@ For each lecture with an ipywidgets explorer, the test
 2. opens the lecture in headless Chromium and runs all cells (`notebook:run-all-cells`),
 3. checks that every code cell ran and that nothing raised,
 4. finds the explorer and checks that its slider and its plot are drawn,
-5. presses an arrow key on the slider and waits for the plot to be redrawn,
+5. presses an arrow key on the slider and waits for a different picture,
 6. saves a screenshot of the explorer under `docs/` for the README.
 
 Chromium is Debian's (`/usr/bin/chromium`, or `CHROMIUM_PATH`), driven by Python Playwright;
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from contextlib import contextmanager
 
 import pytest
 from browser_support import (
@@ -32,9 +31,11 @@ from browser_support import (
     find_explorer,
     nudge_slider,
     open_notebook,
+    plot_digest,
     plot_source,
     rendered_tracebacks,
     run_all_cells,
+    show_whole,
     unexecuted_cells,
     wait_for_new_plot,
 )
@@ -91,7 +92,9 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="module")
 def lab_server(chromium_path):
-    with LabServer(REPO_ROOT / "notebooks") as server:
+    notebooks = REPO_ROOT / "notebooks"
+    assert notebooks.is_dir(), f"{notebooks} is missing"
+    with LabServer(notebooks) as server:
         yield server
 
 
@@ -115,13 +118,14 @@ def lab_page(lab_browser, lab_server):
     lab_server.shutdown_kernels()  # the next lecture gets the CPU to itself
 
 
-@contextmanager
-def explains_timeout(message):
-    """Turn a Playwright timeout into a failure that says what did not happen (`message()`)."""
+def wait_or_fail(message, wait, *args, **kwargs):
+    """Return `wait(*args, **kwargs)`; on a timeout, fail with `message()`: what did not happen."""
     try:
-        yield
+        return wait(*args, **kwargs)
     except PlaywrightTimeoutError:
-        pytest.fail(message(), pytrace=False)
+        pass
+    # Failing out here, after the `except`, keeps Playwright's traceback out of the report.
+    pytest.fail(message(), pytrace=False)
 
 
 @pytest.mark.parametrize(("notebook", "css_class", "screenshot"), EXPLORERS)
@@ -140,15 +144,22 @@ def test_explorer_renders_and_reacts(lab_page, lab_server, notebook, css_class, 
         return error_outputs(page) + rendered_tracebacks(page)
 
     # 1. Open the lecture and run it top to bottom, as a learner does with Run > Run All Cells.
-    with explains_timeout(lambda: f"{notebook}: no idle kernel after opening it{context()}"):
-        open_notebook(page, lab_server, notebook)
-    with explains_timeout(
+    wait_or_fail(
+        lambda: f"{notebook}: no idle kernel after opening it{context()}",
+        open_notebook,
+        page,
+        lab_server,
+        notebook,
+    )
+    completed = wait_or_fail(
         lambda: (
             f"{notebook}: Run All Cells did not finish in {RUN_ALL_TIMEOUT_MS // 1000} s; "
             f"not run: {unexecuted_cells(page)}{context()}"
-        )
-    ):
-        completed = run_all_cells(page, timeout_ms=RUN_ALL_TIMEOUT_MS)
+        ),
+        run_all_cells,
+        page,
+        timeout_ms=RUN_ALL_TIMEOUT_MS,
+    )
 
     # 2. Every cell ran and none raised. Text on stderr (progress bars, warnings) is no failure.
     assert not failures(), f"{notebook} raised:\n" + "\n".join(failures())
@@ -156,30 +167,42 @@ def test_explorer_renders_and_reacts(lab_page, lab_server, notebook, css_class, 
     assert not unexecuted_cells(page), f"{notebook}: not run: {unexecuted_cells(page)}"
 
     # 3. The explorer is drawn, with its slider and its plot.
-    with explains_timeout(
+    explorer = wait_or_fail(
         lambda: (
             f"{notebook}: no explorer: no widget with class {css_class!r}, and no widget "
             f"with both a slider and a plot image{context()}"
-        )
-    ):
-        explorer = find_explorer(page, css_class, timeout_ms=WIDGET_TIMEOUT_MS)
+        ),
+        find_explorer,
+        page,
+        css_class,
+        timeout_ms=WIDGET_TIMEOUT_MS,
+    )
     assert explorer.locator(SLIDER).count() > 0, f"{notebook}: the explorer has no slider"
-    with explains_timeout(lambda: f"{notebook}: the explorer shows no plot image{context()}"):
-        explorer.locator(PLOT_IMAGE).first.wait_for(state="visible")
-    before = plot_source(explorer)
+    wait_or_fail(
+        lambda: f"{notebook}: the explorer shows no plot image{context()}",
+        explorer.locator(PLOT_IMAGE).first.wait_for,
+        state="visible",
+    )
+    before, before_digest = plot_source(explorer), plot_digest(explorer)
 
     # 4. One key press on the slider redraws the plot.
     key = nudge_slider(page, explorer)
-    with explains_timeout(
+    wait_or_fail(
         lambda: (
             f"{notebook}: the plot was not redrawn within {WIDGET_TIMEOUT_MS // 1000} s of "
             f"{key} on the slider\n" + "\n".join(failures()) + context()
-        )
-    ):
-        wait_for_new_plot(page, explorer, before, timeout_ms=WIDGET_TIMEOUT_MS)
+        ),
+        wait_for_new_plot,
+        page,
+        explorer,
+        before,
+        timeout_ms=WIDGET_TIMEOUT_MS,
+    )
     assert not failures(), f"{notebook}: moving the slider raised:\n" + "\n".join(failures())
+    assert plot_digest(explorer) != before_digest, f"{notebook}: {key} redrew the same picture"
 
-    # 5. A picture of the explorer for the README, without focus ring or caret.
+    # 5. A picture of the whole explorer for the README, without focus ring or caret.
     page.evaluate("() => document.activeElement?.blur()")
+    show_whole(page, explorer)
     (REPO_ROOT / "docs").mkdir(exist_ok=True)
     explorer.screenshot(path=REPO_ROOT / "docs" / screenshot, animations="disabled", caret="hide")

@@ -1,0 +1,255 @@
+"""Checks for chapter 02: the LSTM step, the forget-gate bias and the memory's half-life.
+
+References: ``torch.lstm_cell`` (the kernel of ``torch.nn.LSTMCell``) and
+``course_lib.cells.init_forget_bias``. The LSTM's known mistakes include every wrong order of the
+four gate blocks, not only the usual i|f|o|g.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from course_lib.cells import init_forget_bias
+from course_lib.grading.core import ACTIVATIONS, Mistake, cell_cases, compare, keeps_rng, randn
+
+
+def _lstm_reference(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+    return torch.lstm_cell(x, (h_prev, c_prev), weight_ih, weight_hh, bias_ih, bias_hh)
+
+
+def _lstm_variant(
+    order="ifgo", acts="ssts", forget=True, write=True, h_from="c", biases=2, swap=False
+):
+    """The exercise's function with the mistakes that the arguments switch on."""
+
+    def step(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+        pre = x @ weight_ih.T + h_prev @ weight_hh.T + bias_ih + (bias_hh if biases == 2 else 0)
+        blocks = dict(zip(order, pre.chunk(4, dim=-1)))
+        i, f, g, o = (ACTIVATIONS[a](blocks[k]) for a, k in zip(acts, "ifgo"))
+        c = (f * c_prev if forget else c_prev) + (i * g if write else g)
+        h = o * {"c": torch.tanh(c), "raw": c, "c_prev": torch.tanh(c_prev)}[h_from]
+        return (c, h) if swap else (h, c)
+
+    return step
+
+
+def _lstm_mistakes() -> list[Mistake]:
+    gates = {"i": "input gate", "f": "forget gate", "o": "output gate"}
+    mistakes = [
+        (
+            f"your {gates[k]} uses tanh; the gates i, f and o use the sigmoid, so each is a soft "
+            f"switch between 0 and 1 (only the candidate g uses tanh).",
+            _lstm_variant(acts="".join("t" if gate == k else a for gate, a in zip("ifgo", "ssts"))),
+        )
+        for k in gates
+    ]
+    mistakes += [
+        (
+            "your candidate g uses the sigmoid; g is the new content to write and uses tanh, so it "
+            "can be negative.",
+            _lstm_variant(acts="ssss"),
+        ),
+        (
+            "all four blocks use tanh; i, f and o are gates and use the sigmoid.",
+            _lstm_variant(acts="tttt"),
+        ),
+        (
+            "your cell state ignores the forget gate: it should be c = f * c_prev + i * g.",
+            _lstm_variant(forget=False),
+        ),
+        (
+            "the input gate does not scale the candidate: c = f * c_prev + i * g.",
+            _lstm_variant(write=False),
+        ),
+        (
+            "h = o * c: you forgot the tanh on the cell state, h = o * tanh(c).",
+            _lstm_variant(h_from="raw"),
+        ),
+        (
+            "h uses the old cell state c_prev; use the new one, h = o * tanh(c).",
+            _lstm_variant(h_from="c_prev"),
+        ),
+        (
+            "only bias_ih is added; PyTorch has two biases and adds both (only their sum matters).",
+            _lstm_variant(biases=1),
+        ),
+        ("you returned (c, h); return (h, c), like torch.nn.LSTMCell.", _lstm_variant(swap=True)),
+    ]
+    for order in itertools.permutations("ifgo"):
+        if order != tuple("ifgo"):
+            mistakes.append(
+                (
+                    f"your gates are sliced in the order {'|'.join(order)}; PyTorch stacks the "
+                    "rows of weight_ih and weight_hh as i|f|g|o: input gate rows 0:H, forget gate "
+                    "H:2H, candidate 2H:3H, output gate 3H:4H.",
+                    _lstm_variant(order="".join(order)),
+                )
+            )
+    return mistakes
+
+
+@keeps_rng
+def check_lstm_step(lstm_step: Callable, seed: int = 0) -> None:
+    """Test 2.1: ``lstm_step(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh)``."""
+    g = torch.Generator().manual_seed(seed)
+    cases = cell_cases(g, 3, 4, 4, cell_state=True)
+    compare(
+        lstm_step,
+        "lstm_step",
+        _lstm_reference,
+        cases,
+        _lstm_mistakes(),
+        ("h", "c"),
+        against="torch.nn.LSTMCell",
+        gradients=True,
+    )
+
+
+def _forget_bias_reference(cell, value):
+    init_forget_bias(cell.bias_ih, cell.bias_hh, value)
+
+
+def _as_state(setter: Callable) -> Callable:
+    """Turn an in-place setter into a function returning the cell's parameters afterwards."""
+
+    def run(cell, value):
+        setter(cell, value)
+        return {name: p.detach().clone() for name, p in cell.named_parameters()}
+
+    run.__signature__ = inspect.signature(_forget_bias_reference)
+    return run
+
+
+def _bias_variant(blocks=(1,), value_hh: str = "zero", whole=False):
+    """The exercise's function with the mistakes that the arguments switch on."""
+
+    def setter(cell, value):
+        H = cell.hidden_size
+        with torch.no_grad():
+            for block in blocks:
+                rows = slice(None) if whole else slice(block * H, (block + 1) * H)
+                cell.bias_ih[rows] = value
+                if value_hh != "keep":
+                    cell.bias_hh[rows] = value if value_hh == "value" else 0.0
+
+    return setter
+
+
+@keeps_rng
+def check_forget_bias(set_forget_bias: Callable, seed: int = 0) -> None:
+    """Test 2.2: ``set_forget_bias(cell, value)`` sets b_if + b_hf = value in place."""
+    torch.manual_seed(seed)  # the global RNG is restored afterwards (keeps_rng)
+    cases = [
+        (f"an nn.LSTMCell(3, {H}) and value={v}", (nn.LSTMCell(3, H).double(), v))
+        for H, v in ((4, 1.0), (1, 3.0), (5, -2.0))
+    ]
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    mistakes = [
+        (
+            "the biases did not change. Fill the slices of cell.bias_ih and cell.bias_hh in place "
+            "(changing a copy, or returning a new cell, leaves this one as it was).",
+            _as_state(lambda cell, value: None),
+        ),
+        (
+            "you set the first block, which is the input gate; the forget gate is the second "
+            "block, rows H:2H (the order is i|f|g|o).",
+            _as_state(_bias_variant(blocks=(0,))),
+        ),
+        (
+            "you set the third block (the candidate g); the forget gate is rows H:2H.",
+            _as_state(_bias_variant(blocks=(2,))),
+        ),
+        (
+            "you set the forget slice of both biases to value, so the gate starts at "
+            "sigmoid(2 * value): only b_ih + b_hh matters, so set bias_hh's slice to 0.",
+            _as_state(_bias_variant(value_hh="value")),
+        ),
+        (
+            "the forget slice of bias_hh still holds its random value, so the sum is not value: "
+            "set it to 0.",
+            _as_state(_bias_variant(value_hh="keep")),
+        ),
+        (
+            "you set the whole bias vector; only the forget gate's slice, rows H:2H, should "
+            "change.",
+            _as_state(_bias_variant(whole=True)),
+        ),
+    ]
+    hints = [
+        (
+            "leaf Variable",
+            "PyTorch refuses to change a parameter in place while it tracks "
+            "gradients: wrap the assignment in `with torch.no_grad():`.",
+        )
+    ]
+    compare(
+        _as_state(set_forget_bias),
+        "set_forget_bias",
+        _as_state(_forget_bias_reference),
+        cases,
+        mistakes,
+        names,
+        as_dict=True,
+        against="course_lib.cells.init_forget_bias",
+        error_hints=hints,
+    )
+
+
+def _half_life_reference(forget_bias):
+    return math.log(0.5) / math.log(torch.sigmoid(torch.tensor(float(forget_bias))).item())
+
+
+@keeps_rng
+def check_half_life(forget_half_life: Callable, seed: int = 0) -> None:
+    """Test 2.3: ``forget_half_life(forget_bias)``, the steps until c halves when f = sigmoid(b)."""
+    biases = [3.0, 1.0, 0.0, -1.5] + [
+        round(float(randn(torch.Generator().manual_seed(seed), 1)), 3)
+    ]
+    cases = [(f"forget_half_life({b})", (b,)) for b in biases]
+
+    def f(b):
+        return 1 / (1 + math.exp(-b))
+
+    mistakes = [
+        (
+            "you used the bias itself as the forget gate; the gate is "
+            "f = sigmoid(b) = 1 / (1 + e^-b).",
+            lambda b: math.log(0.5) / math.log(b),
+        ),
+        (
+            "that is the mean lifetime 1 / (1 - f); the half-life n solves f**n = 1/2, so n = "
+            "log(1/2) / log(f).",
+            lambda b: 1 / (1 - f(b)),
+        ),
+        (
+            "your ratio is upside down: f**n = 1/2 gives n = log(1/2) / log(f).",
+            lambda b: math.log(f(b)) / math.log(0.5),
+        ),
+        (
+            "you used 1 - f, the part forgotten per step; the part kept is f itself.",
+            lambda b: math.log(0.5) / math.log(1 - f(b)),
+        ),
+        (
+            "return the exact number of steps, a float; don't round it.",
+            lambda b: math.ceil(math.log(0.5) / math.log(f(b))),
+        ),
+        (
+            "return the exact number of steps, a float; don't round it.",
+            lambda b: round(math.log(0.5) / math.log(f(b))),
+        ),
+    ]
+    compare(
+        forget_half_life,
+        "forget_half_life",
+        _half_life_reference,
+        cases,
+        mistakes,
+        ("steps",),
+        against="log(1/2) / log(sigmoid(b))",
+    )
