@@ -56,7 +56,9 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         if from_env:
             _chosen = torch.device(_check_name(from_env, ENV_VARIABLE))
         else:
-            _chosen = torch.device(next(name for name in ("cuda", "mps", "cpu") if _available(name)))
+            _chosen = torch.device(
+                next(name for name in ("cuda", "mps", "cpu") if _available(name))
+            )
     return _chosen
 
 

@@ -55,7 +55,9 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not isinstance(self.bidirectional, bool):
-            raise TypeError(f"bidirectional must be a bool, got {type(self.bidirectional).__name__}")
+            raise TypeError(
+                f"bidirectional must be a bool, got {type(self.bidirectional).__name__}"
+            )
         if self.forget_bias is not None:
             if self.kind not in LSTM_KINDS:
                 raise ValueError(
@@ -74,7 +76,7 @@ class ModelConfig:
 
 
 def make_layer(config: ModelConfig, input_size: int) -> nn.Module:
-    """The batch-first recurrent layer that ``config`` describes, reading ``input_size`` features."""
+    """The batch-first recurrent layer of ``config``, reading ``input_size`` features per step."""
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
     options = dict(
@@ -151,7 +153,7 @@ class SequenceClassifier(_TokenModel):
 
 
 class SequenceTagger(_TokenModel):
-    """One answer per time step: logits_t = W · h_t + b (h_t of both directions if bidirectional)."""
+    """One answer per time step: logits_t = W · h_t + b (h_t holds both directions if D = 2)."""
 
     def forward(self, tokens: Tensor, lengths: object = None) -> Tensor:
         """``tokens`` (B, T) int64 → logits (B, T, C)."""

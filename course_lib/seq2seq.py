@@ -77,8 +77,8 @@ class EncoderDecoder(nn.Module):
     def __init__(
         self,
         vocab_size: int,
-        embedding_size: int = 32,
-        hidden_size: int = 64,
+        embedding_size: int = 16,
+        hidden_size: int = 48,
         attention: str | None = "additive",
         output_steps: int | None = None,
     ) -> None:

@@ -29,7 +29,7 @@ Shapes: B batch (= n), T time, I input features, V vocabulary, C classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -76,10 +76,8 @@ class TaskData:
         if isinstance(index, int):
             index = slice(index, index + 1)
         lengths = None if self.lengths is None else self.lengths[index]
-        return TaskData(
-            self.inputs[index], self.targets[index], lengths, self.chance, self.metric,
-            self.vocab, self.per_step, self.classes,
-        )  # fmt: skip
+        inputs, targets = self.inputs[index], self.targets[index]
+        return replace(self, inputs=inputs, targets=targets, lengths=lengths)
 
     @property
     def num_classes(self) -> int | None:
@@ -94,7 +92,9 @@ class TaskData:
     def decode(self, index: int) -> str:
         """Example ``index`` as words, padding left out, with its answer: ``'... -> dog'``."""
         if self.vocab is None:
-            raise ValueError("decode needs token inputs; this task has float inputs (vocab is None)")
+            raise ValueError(
+                "decode needs token inputs; this task has float inputs (vocab is None)"
+            )
         if not isinstance(index, int) or not -len(self) <= index < len(self):
             raise ValueError(f"index must be an int in [-{len(self)}, {len(self)}), got {index!r}")
         length = None if self.lengths is None else int(self.lengths[index])
@@ -321,9 +321,7 @@ def symbol_vocab(alphabet: int) -> tuple[str, ...]:
     return (PAD, *letters[:alphabet], BLANK, DELIMITER)
 
 
-def copy_memory(
-    n: int, length: int, seed: int = 0, *, alphabet: int = 8, gap: int = 0
-) -> TaskData:
+def copy_memory(n: int, length: int, seed: int = 0, *, alphabet: int = 8, gap: int = 0) -> TaskData:
     """Copy a sequence: read ``length`` symbols, then a delimiter, then write them out again.
 
     ``inputs`` (B, length + gap + 1) are the symbols, ``gap`` blanks, and ``<delim>``;
@@ -379,7 +377,9 @@ def timing(
     length = _check_int("length", length, hi + 2)
     generator = _generator(seed)
     delays = _uniform_ints(lo, hi, n, generator)  # (B,)
-    first = torch.randint(0, length - hi - 1, (n,), generator=generator)  # (B,) leaves a silent tail
+    first = torch.randint(
+        0, length - hi - 1, (n,), generator=generator
+    )  # (B,) leaves a silent tail
     inputs = torch.full((n, length), TIMING_VOCAB.index("-"), dtype=torch.long)
     rows = torch.arange(n)
     inputs[rows, first] = TIMING_VOCAB.index("*")

@@ -67,7 +67,9 @@ def _check_positive(name: str, value: object) -> int:
     return value
 
 
-def _batch(data: TaskData, index: Tensor, device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
+def _batch(
+    data: TaskData, index: Tensor, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """Inputs, targets and lengths of the examples ``index``, cut to their longest sequence."""
     inputs, targets = data.inputs[index], data.targets[index]
     lengths = None
@@ -135,17 +137,23 @@ def fit(
     if valid is not None:
         _check_data("valid", valid)
     if (steps is None) == (epochs is None):
-        raise ValueError(f"give exactly one of steps or epochs, got steps={steps!r}, epochs={epochs!r}")
+        raise ValueError(
+            f"give exactly one of steps or epochs, got steps={steps!r}, epochs={epochs!r}"
+        )
     batch_size = _check_positive("batch_size", batch_size)
     batches_per_epoch = math.ceil(len(train) / batch_size)
-    total = _check_positive("steps", steps) if steps is not None else (
-        _check_positive("epochs", epochs) * batches_per_epoch
+    total = (
+        _check_positive("steps", steps)
+        if steps is not None
+        else (_check_positive("epochs", epochs) * batches_per_epoch)
     )
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if clip is not None and (not isinstance(clip, (int, float)) or clip <= 0):
         raise ValueError(f"clip must be a positive number or None, got {clip!r}")
-    eval_every = max(1, total // 10) if eval_every is None else _check_positive("eval_every", eval_every)
+    eval_every = (
+        max(1, total // 10) if eval_every is None else _check_positive("eval_every", eval_every)
+    )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
 
@@ -180,7 +188,9 @@ def fit(
         if valid is not None and (step % eval_every == 0 or step == total):
             history.eval_steps.append(step)
             history.scores.append(evaluate(model, valid))
-            bar.set_postfix({"loss": f"{loss.item():.3f}", valid.metric: f"{history.scores[-1]:.3f}"})
+            bar.set_postfix(
+                {"loss": f"{loss.item():.3f}", valid.metric: f"{history.scores[-1]:.3f}"}
+            )
     bar.close()
     history.seconds = time.perf_counter() - start
     return history
@@ -215,7 +225,9 @@ def score(outputs: Tensor, data: TaskData) -> float:
     targets = data.targets
     if data.metric == "mse":
         if outputs.shape != targets.shape:
-            raise ValueError(f"outputs must have shape {tuple(targets.shape)}, got {tuple(outputs.shape)}")
+            raise ValueError(
+                f"outputs must have shape {tuple(targets.shape)}, got {tuple(outputs.shape)}"
+            )
         return F.mse_loss(outputs.float(), targets.float()).item()
     if outputs.shape[:-1] != targets.shape:
         raise ValueError(
@@ -242,11 +254,15 @@ def accuracy_by_distance(
     Example: ``accuracy_by_distance(model, lambda d: spaghetti(500, d, seed=1), range(0, 61, 10))``.
     """
     if not callable(make_data):
-        raise TypeError(f"make_data must be a function of the distance, got {type(make_data).__name__}")
+        raise TypeError(
+            f"make_data must be a function of the distance, got {type(make_data).__name__}"
+        )
     results = {}
     for distance in distances:
         data = make_data(distance)
         if not isinstance(data, TaskData):
-            raise TypeError(f"make_data({distance!r}) must return a TaskData, got {type(data).__name__}")
+            raise TypeError(
+                f"make_data({distance!r}) must return a TaskData, got {type(data).__name__}"
+            )
         results[distance] = evaluate(model, data, batch_size)
     return results

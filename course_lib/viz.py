@@ -305,6 +305,7 @@ class Explorer(widgets.VBox):
         self.controls = controls
         self.figure = Figure(figsize=(width, height), layout="constrained")  # never in pyplot
         self._draw = draw
+        self._holding = False
         self.image = widgets.Image(format="png")
         rows = [widgets.HBox(list(controls.values()))]
         if "step" in controls:  # a play button that walks the step slider forward, in the browser
@@ -327,12 +328,20 @@ class Explorer(widgets.VBox):
 
     def update(self, **values: object) -> None:
         """Set controls by name, e.g. ``update(step=5)``, and redraw (once per change)."""
-        for name, value in values.items():
+        for name in values:
             if name not in self.controls:
                 raise ValueError(f"no control named {name!r}; the controls are {list(self.controls)}")
-            self.controls[name].value = value
+        self._holding = True  # set them all, then draw once
+        try:
+            for name, value in values.items():
+                self.controls[name].value = value
+        finally:
+            self._holding = False
+        self._redraw()
 
     def _redraw(self, change: object = None) -> None:
+        if self._holding:
+            return
         self.figure.clear()
         self._draw(self.figure, **self.values)
         buffer = io.BytesIO()

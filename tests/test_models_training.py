@@ -48,12 +48,19 @@ def one_hot_logits(classes: list, num_classes: int) -> torch.Tensor:
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "peephole"])
 def test_registry_picks_course_lib_layers(kind):
     model = models.model_for(tasks.spaghetti(4, 3), ModelConfig(kind=kind, hidden_size=8))
-    expected = {"rnn": layers.RNN, "lstm": layers.LSTM, "gru": layers.GRU, "peephole": layers.PeepholeLSTM}
+    expected = {
+        "rnn": layers.RNN,
+        "lstm": layers.LSTM,
+        "gru": layers.GRU,
+        "peephole": layers.PeepholeLSTM,
+    }
     assert type(model.rnn) is expected[kind]
 
 
 def test_forget_bias_reaches_the_layer():
-    model = models.model_for(tasks.spaghetti(4, 3), ModelConfig(kind="lstm", hidden_size=8, forget_bias=3.0))
+    model = models.model_for(
+        tasks.spaghetti(4, 3), ModelConfig(kind="lstm", hidden_size=8, forget_bias=3.0)
+    )
     H = 8
     b = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
     assert torch.allclose(b[H : 2 * H], torch.full((H,), 3.0))
@@ -62,7 +69,9 @@ def test_forget_bias_reaches_the_layer():
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_output_shapes(bidirectional, num_layers):
-    config = ModelConfig(kind="gru", hidden_size=8, num_layers=num_layers, bidirectional=bidirectional)
+    config = ModelConfig(
+        kind="gru", hidden_size=8, num_layers=num_layers, bidirectional=bidirectional
+    )
     data = tasks.spaghetti(5, (0, 6), seed=0)
     assert models.model_for(data, config)(data.inputs, lengths=data.lengths).shape == (5, 4)
     tags = tasks.future_context(5, (4, 9), 2, seed=0)
@@ -149,23 +158,25 @@ def test_fit_epochs_count_and_regression():
 
 
 def test_evaluate_accuracy_on_hand_made_predictions():
-    data = TaskData(torch.zeros(4, 3, dtype=torch.long), torch.tensor([0, 1, 2, 1]), None, 1 / 3,
-                    "accuracy", ("<pad>",), False, ("a", "b", "c"))  # fmt: skip
+    inputs, targets = torch.zeros(4, 3, dtype=torch.long), torch.tensor([0, 1, 2, 1])
+    data = TaskData(inputs, targets, None, 1 / 3, "accuracy", ("<pad>",), False, ("a", "b", "c"))
     outputs = one_hot_logits([0, 1, 0, 0], 3)  # two of four right
     assert training.evaluate(FixedOutputs(outputs), data, batch_size=3) == pytest.approx(0.5)
 
 
 def test_evaluate_per_step_skips_ignored_steps():
     targets = torch.tensor([[0, 1, IGNORE_INDEX], [1, IGNORE_INDEX, IGNORE_INDEX]])
-    data = TaskData(torch.ones(2, 3, dtype=torch.long), targets, torch.tensor([3, 1]), 0.5,
-                    "accuracy", ("<pad>", "x"), True, ("a", "b"))  # fmt: skip
+    inputs, lengths = torch.ones(2, 3, dtype=torch.long), torch.tensor([3, 1])
+    data = TaskData(inputs, targets, lengths, 0.5, "accuracy", ("<pad>", "x"), True, ("a", "b"))
     predicted = torch.tensor([[0, 0, 1], [1, 0, 0]])  # real steps: right, wrong, right
     outputs = nn.functional.one_hot(predicted, 2).float()
     assert training.evaluate(FixedOutputs(outputs), data) == pytest.approx(2 / 3)
 
 
 def test_evaluate_mse():
-    data = TaskData(torch.zeros(3, 4, 2), torch.tensor([1.0, 2.0, 0.0]), None, 1 / 6, "mse", None, False)
+    data = TaskData(
+        torch.zeros(3, 4, 2), torch.tensor([1.0, 2.0, 0.0]), None, 1 / 6, "mse", None, False
+    )
     outputs = torch.tensor([1.0, 1.0, 1.0])
     assert training.evaluate(FixedOutputs(outputs), data) == pytest.approx(2 / 3)
 

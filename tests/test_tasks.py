@@ -113,7 +113,9 @@ def test_copy_memory_layout():
     assert torch.equal(data.inputs[:, :5], data.targets)
     assert data.vocab[int(data.inputs[0, -1])] == tasks.DELIMITER
     assert data.chance == pytest.approx(1 / 6) and data.per_step
-    assert data.decode(0).endswith("<blank> <delim> -> " + tasks.decode(data.targets[0], data.vocab))
+    assert data.decode(0).endswith(
+        "<blank> <delim> -> " + tasks.decode(data.targets[0], data.vocab)
+    )
 
 
 def test_future_context_targets_look_ahead():
