@@ -144,10 +144,14 @@ class _Attention(nn.Module):
             if not tensor.is_floating_point():
                 raise TypeError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
         if query.dim() not in (2, 3):
-            raise ValueError(f"query must have shape (B, Hq) or (B, Tq, Hq), got {tuple(query.shape)}")
+            raise ValueError(
+                f"query must have shape (B, Hq) or (B, Tq, Hq), got {tuple(query.shape)}"
+            )
         for name, tensor in (("keys", keys), ("values", values)):
             if tensor.dim() != 3:
-                raise ValueError(f"{name} must have shape (B, S, features), got {tuple(tensor.shape)}")
+                raise ValueError(
+                    f"{name} must have shape (B, S, features), got {tuple(tensor.shape)}"
+                )
         B, S, _ = keys.shape
         if query.shape[0] != B:
             raise ValueError(f"query has batch size {query.shape[0]} but keys have {B}")
@@ -227,7 +231,8 @@ class AdditiveAttention(_Attention):
         nn.init.uniform_(self.v, -1 / math.sqrt(hidden_size), 1 / math.sqrt(hidden_size))
 
     def extra_repr(self) -> str:
-        return f"query_size={self.query_size}, key_size={self.key_size}, hidden_size={self.hidden_size}"
+        sizes = (self.query_size, self.key_size, self.hidden_size)
+        return "query_size={}, key_size={}, hidden_size={}".format(*sizes)
 
     def _check_sizes(self, query: Tensor, keys: Tensor) -> None:
         if query.shape[-1] != self.query_size:
@@ -291,13 +296,17 @@ class GeneralAttention(_Attention):
         return dot_scores(query, projected_keys)  # (B, Tq, S)
 
 
-def make_attention(kind: str, query_size: int, key_size: int, hidden_size: int | None = None) -> _Attention:
+def make_attention(
+    kind: str, query_size: int, key_size: int, hidden_size: int | None = None
+) -> _Attention:
     """Build an attention module by name: "additive", "dot", "scaled" or "general"."""
     if kind == "additive":
         return AdditiveAttention(query_size, key_size, hidden_size or key_size)
     if kind in ("dot", "scaled"):
         if query_size != key_size:
-            raise ValueError(f"{kind} attention needs query_size == key_size, got {query_size} and {key_size}")
+            raise ValueError(
+                f"{kind} attention needs query_size == key_size, got {query_size} and {key_size}"
+            )
         return DotAttention(scaled=kind == "scaled")
     if kind == "general":
         return GeneralAttention(query_size, key_size)
@@ -323,12 +332,14 @@ class MultiHeadSelfAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """x (B, T, d_model), mask (B, T) bool -> output (B, T, d_model), weights (B, heads, T, T)."""
+        """x (B, T, d_model), mask (B, T) bool -> output (B, T, d_model), weights (B, nh, T, T)."""
         B, T, _ = x.shape
         nh, dh = self.num_heads, self.d_model // self.num_heads
         q, k, v = self.qkv_proj(x).split(self.d_model, dim=-1)  # each (B, T, d_model)
         # Fold the heads into the batch so each head is one ordinary attention: (B*nh, T, dh).
-        q, k, v = (t.reshape(B, T, nh, dh).transpose(1, 2).reshape(B * nh, T, dh) for t in (q, k, v))
+        q, k, v = (
+            t.reshape(B, T, nh, dh).transpose(1, 2).reshape(B * nh, T, dh) for t in (q, k, v)
+        )
         head_mask = None if mask is None else mask.repeat_interleave(nh, dim=0)  # (B*nh, T)
         context, weights = attend(dot_scores(q, k, scaled=True), v, head_mask)  # (B*nh, T, dh)
         context = context.reshape(B, nh, T, dh).transpose(1, 2).reshape(B, T, self.d_model)

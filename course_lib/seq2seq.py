@@ -18,7 +18,8 @@ The decoder step of the encoder–decoder, with :math:`s_{t-1}` the decoder's pr
 
 .. math::
 
-    c_t = \operatorname{attend}(s_{t-1};\, k_{1..S}) \;\text{(or } c_t = k_S \text{ without attention)},
+    c_t = \operatorname{attend}(s_{t-1};\, k_{1..S})
+    \;\text{(or } c_t = k_S \text{ without attention)},
     \qquad s_t = \operatorname{LSTMCell}([e(y_{t-1}); c_t],\, s_{t-1}),
     \qquad p(y_t) = \operatorname{softmax}(W_o [s_t; c_t] + b_o)
 
@@ -51,7 +52,8 @@ def _check_ids(name: str, ids: object, vocab_size: int) -> Tensor:
         raise ValueError(f"{name} must have shape (B, T) with T >= 1, got {tuple(ids.shape)}")
     if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(
-            f"{name} must hold ids in 0..{vocab_size - 1}, got min {int(ids.min())} and max {int(ids.max())}"
+            f"{name} must hold ids in 0..{vocab_size - 1}, "
+            f"got min {int(ids.min())} and max {int(ids.max())}"
         )
     return ids
 
@@ -65,7 +67,7 @@ def _mask(lengths: object, ids: Tensor) -> Tensor | None:
 
 
 class EncoderDecoder(nn.Module):
-    """An LSTM encoder–decoder; ``attention`` is None or one of "additive", "dot", "scaled", "general".
+    """An LSTM encoder–decoder; ``attention``: None, "additive", "dot", "scaled" or "general".
 
     Source and target tokens share one vocabulary of ``vocab_size`` ids (as in
     :func:`course_lib.tasks.copy_memory`). The decoder's input vocabulary has one extra token,
@@ -84,7 +86,9 @@ class EncoderDecoder(nn.Module):
     ) -> None:
         super().__init__()
         if attention is not None and attention not in ATTENTION_KINDS:
-            raise ValueError(f"attention must be None or one of {ATTENTION_KINDS}, got {attention!r}")
+            raise ValueError(
+                f"attention must be None or one of {ATTENTION_KINDS}, got {attention!r}"
+            )
         if output_steps is not None and (not isinstance(output_steps, int) or output_steps < 1):
             raise ValueError(f"output_steps must be None or a positive int, got {output_steps!r}")
         self.vocab_size, self.hidden_size, self.attention_kind = vocab_size, hidden_size, attention
@@ -94,7 +98,9 @@ class EncoderDecoder(nn.Module):
         self.encoder = LSTM(embedding_size, hidden_size, batch_first=True)
         self.target_embedding = nn.Embedding(vocab_size + 1, embedding_size)  # + the start symbol
         self.decoder = LSTMCell(embedding_size + hidden_size, hidden_size)
-        self.attention = None if attention is None else make_attention(attention, hidden_size, hidden_size)
+        self.attention = (
+            None if attention is None else make_attention(attention, hidden_size, hidden_size)
+        )
         self.output = nn.Linear(2 * hidden_size, vocab_size)  # W_o, b_o over [s_t; c_t]
 
     def encode(self, source: Tensor, lengths: object = None):
@@ -104,8 +110,10 @@ class EncoderDecoder(nn.Module):
         keys, (h_n, c_n) = self.encoder(self.source_embedding(source), lengths=lengths)  # (B, S, H)
         return keys, mask, (h_n[0], c_n[0])  # the decoder starts where the encoder stopped
 
-    def decode_step(self, previous: Tensor, state, keys: Tensor, mask: Tensor | None, projected: Tensor):
-        """One decoder step: previous tokens (B,) -> logits (B, V), new state, weights (B, S) or None.
+    def decode_step(
+        self, previous: Tensor, state, keys: Tensor, mask: Tensor | None, projected: Tensor
+    ):
+        """One decoder step: previous tokens (B,) -> logits (B, V), state, weights (B, S) or None.
 
         ``projected`` is ``attention.project_keys(keys)``, or without attention the encoder's
         last output (B, H).
@@ -114,12 +122,16 @@ class EncoderDecoder(nn.Module):
         if self.attention is None:
             context, weights = projected, None  # the same fixed vector at every step
         else:  # query = the decoder's previous state s_{t-1}
-            context, weights = self.attention(s, keys, mask=mask, projected_keys=projected)  # (B, H), (B, S)
+            context, weights = self.attention(
+                s, keys, mask=mask, projected_keys=projected
+            )  # (B, H), (B, S)
         state = self.decoder(torch.cat([self.target_embedding(previous), context], dim=-1), state)
         logits = self.output(torch.cat([state[0], context], dim=-1))  # (B, V)
         return logits, state, weights
 
-    def forward(self, source: Tensor, target: Tensor | None = None, lengths: object = None) -> Tensor:
+    def forward(
+        self, source: Tensor, target: Tensor | None = None, lengths: object = None
+    ) -> Tensor:
         """Logits (B, T, V). With ``target`` (B, T): teacher forcing, the decoder reads the true
         previous token. Without: greedy decoding for ``output_steps`` steps (default S), the
         decoder reads its own best guess."""
@@ -127,7 +139,9 @@ class EncoderDecoder(nn.Module):
             return self._run(source, lengths, self._steps(source, None), target=None)[0]
         _check_ids("target", target, self.vocab_size)
         if target.shape[0] != source.shape[0]:
-            raise ValueError(f"target has batch size {target.shape[0]} but source has {source.shape[0]}")
+            raise ValueError(
+                f"target has batch size {target.shape[0]} but source has {source.shape[0]}"
+            )
         return self._run(source, lengths, steps=target.shape[1], target=target)[0]
 
     @torch.no_grad()
@@ -147,7 +161,9 @@ class EncoderDecoder(nn.Module):
         keys, mask, state = self.encode(source, lengths)
         # The keys' share of the score does not change from step to step: compute it once.
         projected = state[0] if self.attention is None else self.attention.project_keys(keys)
-        previous = torch.full((source.shape[0],), self.bos_id, dtype=torch.long, device=source.device)
+        previous = torch.full(
+            (source.shape[0],), self.bos_id, dtype=torch.long, device=source.device
+        )
         all_logits, all_weights = [], []
         for t in range(steps):
             logits, state, weights = self.decode_step(previous, state, keys, mask, projected)
@@ -181,7 +197,9 @@ class AttentiveReader(nn.Module):
         self.vocab_size = vocab_size
         key_size = hidden_size * (2 if bidirectional else 1)
         self.embedding = nn.Embedding(vocab_size, embedding_size)
-        self.encoder = LSTM(embedding_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+        self.encoder = LSTM(
+            embedding_size, hidden_size, batch_first=True, bidirectional=bidirectional
+        )
         self.query = nn.Parameter(0.1 * torch.randn(key_size))  # one question asked of every text
         self.attention = make_attention(attention, key_size, key_size)
         self.classifier = nn.Linear(key_size, num_classes)
@@ -233,7 +251,9 @@ class SelfAttentionClassifier(nn.Module):
         _check_ids("inputs", inputs, self.vocab_size)
         B, T = inputs.shape
         if T > self.max_len:
-            raise ValueError(f"inputs have T={T} steps but the model was built for max_len={self.max_len}")
+            raise ValueError(
+                f"inputs have T={T} steps but the model was built for max_len={self.max_len}"
+            )
         mask = _mask(lengths, inputs)
         positions = torch.arange(T, device=inputs.device)
         x = self.token_embedding(inputs) + self.position_embedding(positions)  # (B, T, d)

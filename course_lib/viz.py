@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from course_lib._checks import check_lengths
+
 # One colour per gate name, the same in every panel and every plot.
 GATE_COLORS = {
     "i": "tab:blue",
@@ -72,9 +74,13 @@ def _array(name: str, value: object, ndim: tuple[int, ...]) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be numbers (a tensor, array or list), got {type(value).__name__}") from error
+        raise TypeError(
+            f"{name} must be numbers (a tensor, array or list), got {type(value).__name__}"
+        ) from error
     if array.ndim not in ndim:
-        raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimensions, got shape {array.shape}")
+        raise ValueError(
+            f"{name} must have {' or '.join(map(str, ndim))} dimensions, got shape {array.shape}"
+        )
     return array
 
 
@@ -121,7 +127,11 @@ def _history_series(history: object) -> tuple[dict[str, tuple], dict[str, tuple]
         scores = {}
         if len(history.scores):
             scores = {"": (np.asarray(history.eval_steps), np.asarray(history.scores, dtype=float))}
-        return {"": (np.arange(1, len(loss) + 1), loss)}, scores, getattr(history, "metric", "score")
+        return (
+            {"": (np.arange(1, len(loss) + 1), loss)},
+            scores,
+            getattr(history, "metric", "score"),
+        )
     if isinstance(history, Mapping):  # e.g. {"loss": [...], "accuracy": [...]}
         losses, scores = {}, {}
         for key, values in history.items():
@@ -140,8 +150,10 @@ def plot_history(history: object, title: str = "Training history") -> Figure:
     ``history`` is a :class:`course_lib.training.History`, a dict of lists (keys with "loss" go
     left), or a dict ``{name: history}`` to compare runs (one line per run, with a legend).
     """
-    is_many = isinstance(history, Mapping) and history and all(
-        hasattr(h, "loss") or isinstance(h, Mapping) for h in history.values()
+    is_many = (
+        isinstance(history, Mapping)
+        and history
+        and all(hasattr(h, "loss") or isinstance(h, Mapping) for h in history.values())
     )
     runs = {str(k): v for k, v in history.items()} if is_many else {"": history}
     fig = _figure(10, 3.6)
@@ -192,7 +204,9 @@ def plot_accuracy_by_distance(
             raise ValueError(f"results[{name!r}]: {len(x)} distances but {len(y)} accuracies")
         ax.plot(x, y, marker="o", label=str(name))
     if chance is not None:
-        ax.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
+        ax.axhline(
+            chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})"
+        )
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.05))
     ax.legend()
     return fig
@@ -217,10 +231,14 @@ def plot_grad_norms(
     return fig
 
 
-def _trace_example(trace: Mapping[str, object], example: int, batch_first: bool) -> dict[str, np.ndarray]:
+def _trace_example(
+    trace: Mapping[str, object], example: int, batch_first: bool
+) -> dict[str, np.ndarray]:
     """One example of a gate trace as {name: (T, H) array}."""
     if not isinstance(trace, Mapping) or not trace:
-        raise TypeError("trace must be a non-empty dict of gate name -> (T, B, H) tensor, as gate_trace returns")
+        raise TypeError(
+            "trace must be a non-empty dict of gate name -> (T, B, H) tensor, as gate_trace returns"
+        )
     out = {}
     for name, value in trace.items():
         array = _array(f"trace[{name!r}]", value, (2, 3))
@@ -257,7 +275,9 @@ def plot_gates(
     fig = _figure(max(6.0, 0.22 * T + 2.5), 1.7 * len(gates) + 0.8)
     axes = np.atleast_1d(fig.subplots(len(gates), 1, sharex=True))
     for ax, (name, values) in zip(axes, gates.items()):
-        image = ax.imshow(values.T, aspect="auto", interpolation="nearest", **_gate_style(name, values))
+        image = ax.imshow(
+            values.T, aspect="auto", interpolation="nearest", **_gate_style(name, values)
+        )
         ax.set(ylabel="unit", title=GATE_NAMES.get(name, name))
         fig.colorbar(image, ax=ax, pad=0.01)
     axes[-1].set_xlabel("time step (token)")
@@ -301,7 +321,11 @@ class Explorer(widgets.VBox):
     ``controls`` (name -> widget), ``png`` (the current picture's bytes).
     """
 
-    def __init__(self, controls: dict[str, widgets.Widget], draw, width: float, height: float) -> None:
+    dpi = 80  # resolution of the picture: sharp enough on screen, quick to redraw
+
+    def __init__(
+        self, controls: dict[str, widgets.Widget], draw, width: float, height: float
+    ) -> None:
         self.controls = controls
         self.figure = Figure(figsize=(width, height), layout="constrained")  # never in pyplot
         self._draw = draw
@@ -310,7 +334,9 @@ class Explorer(widgets.VBox):
         rows = [widgets.HBox(list(controls.values()))]
         if "step" in controls:  # a play button that walks the step slider forward, in the browser
             slider = controls["step"]
-            self.play = widgets.Play(value=0, min=slider.min, max=slider.max, interval=700, description="play")
+            self.play = widgets.Play(
+                value=0, min=slider.min, max=slider.max, interval=700, description="play"
+            )
             widgets.jslink((self.play, "value"), (slider, "value"))
             rows = [widgets.HBox([self.play, *controls.values()])]
         super().__init__([*rows, self.image])
@@ -330,7 +356,9 @@ class Explorer(widgets.VBox):
         """Set controls by name, e.g. ``update(step=5)``, and redraw (once per change)."""
         for name in values:
             if name not in self.controls:
-                raise ValueError(f"no control named {name!r}; the controls are {list(self.controls)}")
+                raise ValueError(
+                    f"no control named {name!r}; the controls are {list(self.controls)}"
+                )
         self._holding = True  # set them all, then draw once
         try:
             for name, value in values.items():
@@ -345,7 +373,7 @@ class Explorer(widgets.VBox):
         self.figure.clear()
         self._draw(self.figure, **self.values)
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=80)
+        self.figure.savefig(buffer, format="png", dpi=self.dpi)
         self.image.value = buffer.getvalue()
 
     def _repr_mimebundle_(self, **kwargs):
@@ -369,18 +397,25 @@ def _tokens_per_example(tokens: object, count: int, name: str) -> list[list[str]
     return [[str(t) for t in tokens]] * count
 
 
-def _run_gate_trace(source: object, inputs: object, layer: int, reverse: bool) -> dict:
-    """The trace dict from a layer, a course model (embedding + rnn/encoder), or a ready dict."""
+def _run_gate_trace(
+    source: object, inputs: object, layer: int, reverse: bool, batch_first: bool
+) -> tuple[dict, bool]:
+    """The trace dict and its layout, from a ready dict, a layer, or a course model (an
+    ``embedding`` and an ``rnn`` or ``encoder`` layer)."""
     if isinstance(source, Mapping):
-        return dict(source)
+        return dict(source), batch_first
     if inputs is None:
-        raise ValueError("inputs is needed to run a layer or model; or pass a gate_trace dict as source")
+        raise ValueError(
+            "inputs is needed to run a layer or model; or pass a gate_trace dict as source"
+        )
     with torch.no_grad():
         if hasattr(source, "gate_trace"):
-            return source.gate_trace(inputs, layer=layer, reverse=reverse)
+            trace = source.gate_trace(inputs, layer=layer, reverse=reverse)
+            return trace, getattr(source, "batch_first", batch_first)
         rnn = getattr(source, "rnn", None) or getattr(source, "encoder", None)
         if hasattr(source, "embedding") and hasattr(rnn, "gate_trace"):
-            return rnn.gate_trace(source.embedding(inputs), layer=layer, reverse=reverse)
+            trace = rnn.gate_trace(source.embedding(inputs), layer=layer, reverse=reverse)
+            return trace, getattr(rnn, "batch_first", batch_first)
     raise TypeError(
         "source must be a gate_trace dict, a layer with gate_trace (course_lib.layers), or a model "
         f"with .embedding and .rnn (course_lib.models); got {type(source).__name__}"
@@ -412,9 +447,7 @@ def gate_explorer(
     """
     if isinstance(inputs, torch.Tensor) and inputs.dim() == 1 and not inputs.is_floating_point():
         inputs = inputs.unsqueeze(0)  # one sequence of ids -> a batch of one
-    trace = _run_gate_trace(source, inputs, layer, reverse)
-    if not isinstance(source, Mapping) and hasattr(source, "batch_first"):
-        batch_first = source.batch_first
+    trace, batch_first = _run_gate_trace(source, inputs, layer, reverse, batch_first)
     first = _array("trace", next(iter(trace.values())), (2, 3))
     B = 1 if first.ndim == 2 else first.shape[0 if batch_first else 1]
     examples = [_trace_example(trace, b, batch_first) for b in range(B)]  # each {name: (T, H)}
@@ -423,20 +456,27 @@ def gate_explorer(
     if missing:
         raise ValueError(f"keys {missing} are not in the trace, which has {list(trace)}")
 
-    if tokens is None and vocab is not None and isinstance(inputs, torch.Tensor) and not inputs.is_floating_point():
+    if (
+        tokens is None
+        and vocab is not None
+        and isinstance(inputs, torch.Tensor)
+        and not inputs.is_floating_point()
+    ):
         tokens = [[str(vocab[i]) for i in row] for row in inputs.reshape(B, -1).tolist()]
     token_lists = _tokens_per_example(tokens, B, "tokens")
-    T = examples[0][keys[0]].shape[0]
-    real = [T] * B if lengths is None else [int(n) for n in list(lengths)]
+    T, H = examples[0][keys[0]].shape
+    real = [T] * B if lengths is None else check_lengths(lengths, B, T).tolist()
 
-    memory = "c" if "c" in trace else "h"
-    strongest = int(np.abs(examples[0][memory] if memory in examples[0] else first).mean(0).argmax())
-    H = examples[0][keys[0]].shape[1]
+    # Start at the unit whose memory (c, or h without a cell) is largest on average.
+    memory = examples[0].get("c", examples[0].get("h", examples[0][keys[0]]))  # (T, H)
+    strongest = int(np.abs(memory).mean(0).argmax())
     heat_default = next((k for k in ("f", "z", "h") if k in keys), keys[0])
 
     controls: dict[str, widgets.Widget] = {}
     if B > 1:
-        controls["example"] = widgets.Dropdown(options=list(range(B)), value=0, description="example")
+        controls["example"] = widgets.Dropdown(
+            options=list(range(B)), value=0, description="example"
+        )
     controls["unit"] = widgets.Dropdown(options=list(range(H)), value=strongest, description="unit")
     controls["heatmap"] = widgets.Dropdown(
         options=[(GATE_NAMES.get(k, k), k) for k in keys], value=heat_default, description="heatmap"
@@ -455,7 +495,9 @@ def gate_explorer(
 
         # 1. Heatmap of one gate over time, all units; the current step and unit marked.
         values = gates[heatmap][:length]  # (T, H)
-        image = ax_heat.imshow(values.T, aspect="auto", interpolation="nearest", **_gate_style(heatmap, values))
+        image = ax_heat.imshow(
+            values.T, aspect="auto", interpolation="nearest", **_gate_style(heatmap, values)
+        )
         fig.colorbar(image, ax=ax_heat, pad=0.01)
         ax_heat.axvline(step, color="red", linewidth=2)
         ax_heat.axhline(unit, color="white", linewidth=0.8, linestyle=":")
@@ -474,10 +516,17 @@ def gate_explorer(
         now = [float(gates[key][step, unit]) for key in keys]
         ax_bars.bar(keys, now, color=[GATE_COLORS.get(k, "tab:blue") for k in keys])
         for x, value in enumerate(now):
-            ax_bars.annotate(f"{value:.2f}", (x, value), ha="center", va="bottom" if value >= 0 else "top", fontsize=8)
+            ax_bars.annotate(
+                f"{value:.2f}",
+                (x, value),
+                ha="center",
+                va="bottom" if value >= 0 else "top",
+                fontsize=8,
+            )
         ax_bars.axhline(0, color="black", linewidth=0.8)
         limit = max(1.05, max(abs(v) for v in now) * 1.15)
-        ax_bars.set(title=f"step {step}{word}", xlabel="gate", ylabel="value", ylim=(min(0, -limit if min(now) < 0 else 0), limit))
+        bottom = -limit if min(now) < 0 else 0.0
+        ax_bars.set(title=f"step {step}{word}", xlabel="gate", ylabel="value", ylim=(bottom, limit))
         fig.suptitle(f"Gates of example {example}, unit {unit}, at step {step}{word}")
 
     return Explorer(controls, draw, width=max(8.0, 0.2 * T + 3), height=6.0)
@@ -500,20 +549,31 @@ def attention_explorer(
     sources = _tokens_per_example(source_tokens, B, "source_tokens")
     targets = _tokens_per_example(target_tokens, B, "target_tokens")
     for b in range(B):
-        for name, tokens, count in (("source_tokens", sources[b], S), ("target_tokens", targets[b], Tq)):
+        for name, tokens, count in (
+            ("source_tokens", sources[b], S),
+            ("target_tokens", targets[b], Tq),
+        ):
             if tokens is not None and len(tokens) != count:
-                raise ValueError(f"{name} has {len(tokens)} tokens but the weights have {count} positions")
+                raise ValueError(
+                    f"{name} has {len(tokens)} tokens but the weights have {count} positions"
+                )
 
     controls: dict[str, widgets.Widget] = {}
     if B > 1:
-        controls["example"] = widgets.Dropdown(options=list(range(B)), value=0, description="example")
-    controls["step"] = widgets.IntSlider(0, 0, Tq - 1, description="output step", continuous_update=False)
+        controls["example"] = widgets.Dropdown(
+            options=list(range(B)), value=0, description="example"
+        )
+    controls["step"] = widgets.IntSlider(
+        0, 0, Tq - 1, description="output step", continuous_update=False
+    )
 
     def draw(fig: Figure, step: int, example: int = 0) -> None:
         matrix, src, tgt = w[example], sources[example], targets[example]
         ax_map, ax_row = fig.subplots(1, 2, width_ratios=[1, 1.4])
         ax_map.imshow(matrix, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0, vmax=1)
-        ax_map.add_patch(plt.Rectangle((-0.5, step - 0.5), S, 1, fill=False, edgecolor="red", linewidth=2))
+        ax_map.add_patch(
+            plt.Rectangle((-0.5, step - 0.5), S, 1, fill=False, edgecolor="red", linewidth=2)
+        )
         ax_map.set(title="all output steps", xlabel="source position", ylabel="output step")
         _set_token_ticks(ax_map, src, S, "x")
         _set_token_ticks(ax_map, tgt, Tq, "y")

@@ -1,5 +1,5 @@
-"""course_lib.attention and course_lib.seq2seq: weights, masks, hand computations, gradients,
-a reference check against torch.nn.MultiheadAttention, readable errors, and the chapter-06 models."""
+"""course_lib.attention and course_lib.seq2seq: weights, masks, hand computations, gradients, a
+reference check against torch.nn.MultiheadAttention, readable errors, and the chapter-06 models."""
 
 from __future__ import annotations
 
@@ -162,7 +162,9 @@ def test_bad_inputs_raise_clear_errors():
     query, keys, values = inputs()
     with pytest.raises(TypeError, match="query must be a torch.Tensor, got list"):
         dot([1.0], keys)
-    with pytest.raises(ValueError, match=r"query must have shape \(B, Hq\) or \(B, Tq, Hq\), got \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"query must have shape \(B, Hq\) or \(B, Tq, Hq\), got \(4,\)"
+    ):
         dot(query[0], keys)
     with pytest.raises(ValueError, match=r"keys must have shape \(B, S, features\)"):
         dot(query, keys[0])
@@ -174,7 +176,9 @@ def test_bad_inputs_raise_clear_errors():
         dot(query[:, :3], keys)
     with pytest.raises(ValueError, match="query must have 4 features, got 3"):
         additive(query[:, :3], keys)
-    with pytest.raises(TypeError, match="keys must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        TypeError, match="keys must be a floating-point tensor, got dtype torch.int64"
+    ):
         dot(query, keys.long())
     with pytest.raises(TypeError, match="keys has dtype torch.float64 but query has torch.float32"):
         dot(query, keys.double())
@@ -275,7 +279,9 @@ def test_encoder_decoder_bad_inputs():
 @pytest.mark.parametrize("attention", ["additive", "scaled"])
 def test_attentive_reader(attention):
     torch.manual_seed(0)
-    model = AttentiveReader(vocab_size=9, num_classes=4, embedding_size=4, hidden_size=5, attention=attention)
+    model = AttentiveReader(
+        vocab_size=9, num_classes=4, embedding_size=4, hidden_size=5, attention=attention
+    )
     tokens = torch.randint(1, 9, (3, 6))
     lengths = torch.tensor([6, 2, 4])
     logits, weights = model.read(tokens, lengths)

@@ -7,18 +7,20 @@ import torch
 from torch import nn
 
 from course_lib import layers, models, tasks, training
+from course_lib.device import get_device
 from course_lib.models import ModelConfig
 from course_lib.tasks import IGNORE_INDEX, TaskData
 
 
 @pytest.fixture(autouse=True)
-def cpu_only():
-    from course_lib.device import get_device
-
-    previous = get_device()
+def cpu_one_thread():
+    """Tiny models on the CPU with one thread: several threads only add waiting (see device.py)."""
+    previous_device, previous_threads = get_device(), torch.get_num_threads()
     get_device("cpu")
+    torch.set_num_threads(1)
     yield
-    get_device(previous)
+    torch.set_num_threads(previous_threads)
+    get_device(previous_device)
 
 
 class FixedOutputs(nn.Module):

@@ -4,6 +4,7 @@ of pyplot (so a notebook shows it once), and the explorers build and redraw with
 from __future__ import annotations
 
 import base64
+import io
 
 import matplotlib
 
@@ -22,6 +23,12 @@ from course_lib.training import History  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def low_resolution(monkeypatch):
+    """Explorers redraw a PNG at every change; a coarse one is enough for these checks."""
+    monkeypatch.setattr(viz.Explorer, "dpi", 30)
+
+
 def check_figure(fig, legend: bool = True):
     """A titled figure whose every axes with data has axis labels, and a legend where asked."""
     assert isinstance(fig, matplotlib.figure.Figure)
@@ -36,10 +43,12 @@ def check_figure(fig, legend: bool = True):
         assert ax.get_ylabel(), f"axes {ax.get_title()!r} lacks a y label"
         # stacked axes that share x are labelled once, at the bottom
         shared = ax.get_shared_x_axes().get_siblings(ax)
-        assert any(other.get_xlabel() for other in shared), f"axes {ax.get_title()!r} lacks an x label"
+        assert any(other.get_xlabel() for other in shared), (
+            f"axes {ax.get_title()!r} lacks an x label"
+        )
     if legend:
         assert any(ax.get_legend() is not None for ax in fig.axes), "no legend"
-    fig.savefig(__import__("io").BytesIO(), format="png")  # renders without a display
+    fig.savefig(io.BytesIO(), format="png", dpi=30)  # renders without a display
 
 
 def history(final: float) -> History:
@@ -136,9 +145,13 @@ def test_attention_explorer_redraws_and_falls_back_to_an_image():
     row = explorer.figure.axes[1].patches  # the bars of the chosen output step
     assert np.allclose([bar.get_height() for bar in row], weights[0, 2].numpy())
     explorer.update(example=1)
-    assert np.allclose([bar.get_height() for bar in explorer.figure.axes[1].patches], weights[1, 2].numpy())
+    assert np.allclose(
+        [bar.get_height() for bar in explorer.figure.axes[1].patches], weights[1, 2].numpy()
+    )
     bundle = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert base64.b64decode(bundle["image/png"]) == explorer.png
-    with pytest.raises(ValueError, match="source_tokens has 4 tokens but the weights have 5 positions"):
+    with pytest.raises(
+        ValueError, match="source_tokens has 4 tokens but the weights have 5 positions"
+    ):
         viz.attention_explorer(weights, list("abcd"))
