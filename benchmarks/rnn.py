@@ -1,7 +1,7 @@
 """Time course_lib's recurrent layers against torch.nn (oneDNN on the CPU, cuDNN on the GPU).
 
-Run ``python -m benchmarks.rnn`` (``--help`` for the options). For every layer kind, batch size B and
-hidden size H (input size = H, T = 100 steps) it
+Run ``python -m benchmarks.rnn`` (``--help`` for the options). For every layer kind, batch size B
+and hidden size H (input size = H, T = 100 steps) it
 
 1. copies torch.nn's weights into course_lib's layer and checks that outputs and input gradients
    match (TF32 off on the GPU), so only equal computations are timed;
@@ -11,7 +11,7 @@ hidden size H (input size = H, T = 100 steps) it
    which other programs on the machine barely disturb, otherwise wall time;
 3. measures memory for forward+backward: on the GPU the peak allocated memory; on the CPU, where
    PyTorch keeps no allocator statistics, the bytes the autograd graph keeps for the backward pass
-   (``saved_tensors_hooks``, each storage counted once) plus the outputs, which is what grows with T.
+   (``saved_tensors_hooks``, each storage counted once) plus the outputs: what grows with T.
 
 PeepholeLSTM is compared with nn.LSTM: PyTorch has no peephole layer, so the ratio shows what the
 three extra element-wise terms cost. Results are printed as a Markdown table of ratios
@@ -84,7 +84,9 @@ def median_seconds(fn, layer, x, min_run_time: float) -> float:
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
-def interleaved_ratio(fn, ours, reference, x, rounds: int, min_run_time: float) -> tuple[float, float, float]:
+def interleaved_ratio(
+    fn, ours, reference, x, rounds: int, min_run_time: float
+) -> tuple[float, float, float]:
     """Median time of each over ``rounds`` alternating measurements, and their ratio."""
     fn(ours, x), fn(reference, x)  # warm-up
     times_ours, times_ref = [], []
@@ -135,12 +137,21 @@ def run(args: argparse.Namespace) -> list[dict]:
             x = torch.randn(args.steps, batch, hidden, device=device)
             check_equal(ours, reference, x)
             row = {"kind": kind, "threads": threads, "B": batch, "H": hidden}
-            for mode, fn, needs_grad in (("fwd", forward, False), ("fwd+bwd", forward_backward, True)):
+            for mode, fn, needs_grad in (
+                ("fwd", forward, False),
+                ("fwd+bwd", forward_backward, True),
+            ):
                 x_mode = x.detach().clone().requires_grad_(needs_grad)
                 if device.type == "cuda":
                     fn = _synchronised(fn)
-                t_ours, t_ref, ratio = interleaved_ratio(fn, ours, reference, x_mode, args.rounds, args.min_run_time)
-                row[f"{mode} ours ms"], row[f"{mode} torch ms"], row[f"{mode} ratio"] = t_ours * 1e3, t_ref * 1e3, ratio
+                t_ours, t_ref, ratio = interleaved_ratio(
+                    fn, ours, reference, x_mode, args.rounds, args.min_run_time
+                )
+                row[f"{mode} ours ms"], row[f"{mode} torch ms"], row[f"{mode} ratio"] = (
+                    t_ours * 1e3,
+                    t_ref * 1e3,
+                    ratio,
+                )
             x_grad = x.detach().clone().requires_grad_(True)
             row["memory ratio"] = training_memory(ours, x_grad) / training_memory(reference, x_grad)
             rows.append(row)
@@ -167,7 +178,11 @@ def format_row(row: dict) -> str:
 
 def header(args: argparse.Namespace) -> str:
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
     lines = [
         f"Machine: {name}, {os.cpu_count()} logical CPUs; torch {torch.__version__}; "
         f"device {device}; T={args.steps}; rounds={args.rounds}; {time.strftime('%Y-%m-%d')}",
@@ -191,7 +206,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="one small size, for a smoke test")
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.hidden, args.threads, args.rounds, args.min_run_time = [8], [32], [1], 1, 0.05
+        args.batch, args.hidden, args.threads, args.rounds, args.min_run_time = (
+            [8],
+            [32],
+            [1],
+            1,
+            0.05,
+        )
         args.steps = 10
     return args
 

@@ -19,7 +19,7 @@ def check_tensor(name: str, value: object) -> Tensor:
 
 
 def check_float_like(name: str, value: Tensor, reference: Tensor) -> None:
-    """``value`` must be floating point, with the dtype and device of ``reference`` (a parameter)."""
+    """``value`` must be floating point, with the dtype and device of ``reference``."""
     if not value.is_floating_point():
         raise TypeError(
             f"{name} must be a floating-point tensor ({reference.dtype}, like the parameters), "
@@ -48,7 +48,9 @@ def check_lengths(lengths: object, batch_size: int, max_time: int) -> Tensor:
     if isinstance(lengths, (list, tuple)):
         lengths = torch.tensor(lengths)
     if not isinstance(lengths, Tensor):
-        raise TypeError(f"lengths must be a 1-D tensor or list of ints, got {type(lengths).__name__}")
+        raise TypeError(
+            f"lengths must be a 1-D tensor or list of ints, got {type(lengths).__name__}"
+        )
     if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
         raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
     if tuple(lengths.shape) != (batch_size,):

@@ -64,14 +64,14 @@ def gru_pointwise(
 
 
 def peek(weight: Tensor, c: Tensor) -> Tensor:
-    """A peephole term: the diagonal form ``w ⊙ c`` (weight (H,)) or the full form ``W c`` (H, H)."""
+    """A peephole term: diagonal ``w ⊙ c`` (weight (H,)) or full ``W c`` (weight (H, H))."""
     return weight * c if weight.dim() == 1 else c @ weight.T
 
 
 def peephole_pointwise(
     gates: Tensor, c_prev: Tensor, weight_ci: Tensor, weight_cf: Tensor, weight_co: Tensor
 ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
-    """Eqs. (1)-(6) of :class:`PeepholeLSTMCell`. Returns ``h, c`` and the gates ``(i, f, g, o)``."""
+    """Eqs. (1)-(6) of :class:`PeepholeLSTMCell`. Returns ``h, c`` and gates ``(i, f, g, o)``."""
     i, f, g, o = gates.chunk(4, dim=-1)
     i = torch.sigmoid(i + peek(weight_ci, c_prev))  # (1) the input gate sees c_{t-1}
     f = torch.sigmoid(f + peek(weight_cf, c_prev))  # (2) the forget gate sees c_{t-1}
@@ -249,9 +249,7 @@ class LSTMCell(_Cell):
         h, c, i, f, g, o = _squeeze(batched, h, c, i, f, g, o)
         return (h, c), {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
 
-    def forward(
-        self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         return self.step(x, hx)[0]
 
 

@@ -112,8 +112,12 @@ class _RecurrentLayer(nn.Module):
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * self.num_directions
             for suffix in self._suffixes(layer):
-                self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(rows, layer_input)))
-                self.register_parameter(f"weight_hh{suffix}", nn.Parameter(torch.empty(rows, hidden_size)))
+                self.register_parameter(
+                    f"weight_ih{suffix}", nn.Parameter(torch.empty(rows, layer_input))
+                )
+                self.register_parameter(
+                    f"weight_hh{suffix}", nn.Parameter(torch.empty(rows, hidden_size))
+                )
                 for name in (f"bias_ih{suffix}", f"bias_hh{suffix}"):
                     self.register_parameter(name, nn.Parameter(torch.empty(rows)) if bias else None)
 
@@ -196,7 +200,9 @@ class _RecurrentLayer(nn.Module):
                     out = reverse_time(out, lengths)
                 outputs.append(out)
                 finals.append(final)
-            layer_input = torch.cat(outputs, dim=-1) if self.bidirectional else outputs[0]  # (T, B, D*H)
+            layer_input = (
+                torch.cat(outputs, dim=-1) if self.bidirectional else outputs[0]
+            )  # (T, B, D*H)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
 
@@ -206,7 +212,9 @@ class _RecurrentLayer(nn.Module):
         hidden = (h_n, torch.stack([final[1] for final in finals])) if self.has_cell_state else h_n
         if not batched:
             output = output.squeeze(1)
-            hidden = tuple(s.squeeze(1) for s in hidden) if self.has_cell_state else hidden.squeeze(1)
+            hidden = (
+                tuple(s.squeeze(1) for s in hidden) if self.has_cell_state else hidden.squeeze(1)
+            )
         elif self.batch_first:
             output = output.transpose(0, 1)
         if packed_input is not None:
@@ -274,7 +282,7 @@ class _RecurrentLayer(nn.Module):
         return self.cell_class(input_size, self.hidden_size, self.bias).to(self.weight_ih_l0)
 
     def gate_trace(self, x: Tensor, layer: int = 0, reverse: bool = False) -> dict[str, Tensor]:
-        """Every gate of one layer and direction over time, each (T, B, H) (batch-first if the layer is).
+        """Every gate of one layer and direction over time, each (T, B, H) (or batch-first).
 
         Runs the layers below ``layer`` as usual, then steps the cell of ``layer`` one step at a
         time through :meth:`cell`'s ``step``. Equal-length sequences only (no ``lengths``).
@@ -346,7 +354,9 @@ class RNN(_RecurrentLayer):
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+        )
         self.nonlinearity = nonlinearity
         self.reset_parameters()
 
@@ -391,7 +401,9 @@ class LSTM(_RecurrentLayer):
         bidirectional: bool = False,
         forget_bias: float | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+        )
         if forget_bias is not None and not bias:
             raise ValueError("forget_bias needs bias=True")
         self.forget_bias = forget_bias
@@ -451,7 +463,14 @@ class PeepholeLSTM(LSTM):
     ) -> None:
         self.full = full  # read by reset_parameters, which the LSTM constructor calls
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, forget_bias
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            forget_bias,
         )
 
     def reset_parameters(self) -> None:
@@ -501,7 +520,9 @@ class GRU(_RecurrentLayer):
         dropout: float = 0.0,
         bidirectional: bool = False,
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+        )
         self.reset_parameters()
 
     def _recur(self, x, state, w, mask):

@@ -161,7 +161,9 @@ def test_bad_inputs_name_the_argument(cell_class):
         cell(torch.randn(2, 1, 3))
     with pytest.raises(TypeError, match="x must be a floating-point tensor.*torch.int64"):
         cell(torch.ones(2, 3, dtype=torch.int64))
-    with pytest.raises(TypeError, match="x has dtype torch.float64 but the parameters are torch.float32"):
+    with pytest.raises(
+        TypeError, match="x has dtype torch.float64 but the parameters are torch.float32"
+    ):
         cell(torch.randn(2, 3, dtype=torch.float64))
     with pytest.raises(TypeError, match="x must be a torch.Tensor, got list"):
         cell([[1.0, 2.0, 3.0]])

@@ -9,7 +9,12 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_lib.layers import GRU, LSTM, RNN, PeepholeLSTM, reverse_time
 
-KINDS = {"rnn": (RNN, nn.RNN), "lstm": (LSTM, nn.LSTM), "gru": (GRU, nn.GRU), "peephole": (PeepholeLSTM, nn.LSTM)}
+KINDS = {
+    "rnn": (RNN, nn.RNN),
+    "lstm": (LSTM, nn.LSTM),
+    "gru": (GRU, nn.GRU),
+    "peephole": (PeepholeLSTM, nn.LSTM),
+}
 DEVICES = [
     "cpu",
     pytest.param(
@@ -35,7 +40,9 @@ def flat(hidden):
 
 def loss_of(output, hidden):
     # Weighted so that every output and state element gets its own gradient.
-    total = (output * torch.linspace(-1, 1, output.shape[-1], device=output.device, dtype=output.dtype)).sum()
+    total = (
+        output * torch.linspace(-1, 1, output.shape[-1], device=output.device, dtype=output.dtype)
+    ).sum()
     return total + sum(s.square().sum() for s in flat(hidden))
 
 
@@ -78,7 +85,9 @@ def test_layer_matches_torch(kind, num_layers, bidirectional, batch_first, dtype
 def test_lengths_match_torch_on_packed_sequences(kind, batch_first, device):
     """Bidirectional, two layers, lengths unsorted: equal to torch.nn on pack_padded_sequence."""
     torch.manual_seed(1)
-    ours, reference = make_pair(kind, device, num_layers=2, bidirectional=True, batch_first=batch_first)
+    ours, reference = make_pair(
+        kind, device, num_layers=2, bidirectional=True, batch_first=batch_first
+    )
     lengths = torch.tensor([3, 7, 1, 5])
     x = torch.randn((B, T, I) if batch_first else (T, B, I), device=device, requires_grad=True)
 
@@ -169,7 +178,9 @@ def test_peephole_layer_gradcheck_float64(full):
 
     def run(x, *peepholes):
         params = {n: p for (n, _), p in zip(peephole_params, peepholes)}
-        output, (h_n, c_n) = torch.func.functional_call(layer, params, (x,), {"lengths": [4, 2]}, strict=False)
+        output, (h_n, c_n) = torch.func.functional_call(
+            layer, params, (x,), {"lengths": [4, 2]}, strict=False
+        )
         return output, h_n, c_n
 
     peephole_params = [(n, p) for n, p in layer.named_parameters() if n.startswith("weight_c")]
@@ -193,6 +204,7 @@ def test_unbatched_input():
     (out, (h, c)), (ref_out, (ref_h, ref_c)) = ours(x), reference(x)
     assert out.shape == (T, H) and h.shape == (2, H)
     torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(h, ref_h)
     torch.testing.assert_close(c, ref_c)
 
 
