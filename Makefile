@@ -54,10 +54,11 @@ exercises: setup
 	$(BIN)/python -m course_lib.exercises $(ARGS)
 
 # Re-execute the lectures in place, so they are committed with their outputs. On the CPU, so the
-# committed outputs do not depend on the machine; no widget state or timing metadata is stored.
+# committed outputs do not depend on the machine; no widget state or timing metadata is stored,
+# and no progress bars (their saved text would read as if training never ran).
 # One lecture: make execute NB=notebooks/02_lstm.ipynb
 execute: setup
-	COURSE_DEVICE=cpu $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	COURSE_DEVICE=cpu TQDM_DISABLE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.kernel_name=python3 \
 		--ExecutePreprocessor.timeout=600 \
 		--ExecutePreprocessor.store_widget_state=False \

@@ -474,18 +474,21 @@ class PeepholeLSTM(LSTM):
         )
 
     def reset_parameters(self) -> None:
-        super().reset_parameters()
+        # Register the peepholes first: the LSTM's reset (forget bias) reads every weight.
         shape = (self.hidden_size, self.hidden_size) if self.full else (self.hidden_size,)
-        for layer in range(self.num_layers):
-            for suffix in self._suffixes(layer):
-                for gate in ("ci", "cf", "co"):
-                    name = f"weight_{gate}{suffix}"
-                    if getattr(self, name, None) is None:
-                        self.register_parameter(
-                            name, nn.Parameter(torch.zeros(shape, device=self.weight_ih_l0.device))
-                        )
-                    else:
-                        nn.init.zeros_(getattr(self, name))
+        peepholes = [
+            f"weight_{gate}{suffix}"
+            for layer in range(self.num_layers)
+            for suffix in self._suffixes(layer)
+            for gate in ("ci", "cf", "co")
+        ]
+        for name in peepholes:
+            if getattr(self, name, None) is None:
+                weight = torch.empty(shape, device=self.weight_ih_l0.device)
+                self.register_parameter(name, nn.Parameter(weight))
+        super().reset_parameters()
+        for name in peepholes:
+            nn.init.zeros_(getattr(self, name))  # start as a plain LSTM
 
     def weights(self, layer: int, reverse: bool = False) -> Weights:
         suffix = self._suffixes(layer)[int(reverse)]

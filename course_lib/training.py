@@ -165,7 +165,9 @@ def fit(
     start = time.perf_counter()
 
     order = torch.empty(0, dtype=torch.long)
-    bar = tqdm(total=total, leave=False, mininterval=0.5, disable=not progress, desc="training")
+    # disable= only when asked: an explicit disable=False would override TQDM_DISABLE=1.
+    bar_options = {"disable": True} if not progress else {}
+    bar = tqdm(total=total, leave=False, mininterval=0.5, desc="training", **bar_options)
     for step in range(1, total + 1):
         # 1. The next mini-batch: walk through a fresh random permutation every epoch.
         if len(order) == 0:

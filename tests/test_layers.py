@@ -218,12 +218,15 @@ def test_dropout_only_between_layers_and_only_in_training():
     assert torch.equal(stacked.eval()(x)[0], stacked.eval()(x)[0])
 
 
-def test_forget_bias_in_every_layer_and_direction():
-    layer = LSTM(I, H, num_layers=2, bidirectional=True, forget_bias=3.0)
+@pytest.mark.parametrize("layer_class", [LSTM, PeepholeLSTM])
+def test_forget_bias_in_every_layer_and_direction(layer_class):
+    layer = layer_class(I, H, num_layers=2, bidirectional=True, forget_bias=3.0)
     for name, bias in layer.named_parameters():
         if name.startswith("bias_ih"):
             other = layer.get_parameter(name.replace("bias_ih", "bias_hh"))
             torch.testing.assert_close(bias[H : 2 * H] + other[H : 2 * H], torch.full((H,), 3.0))
+        if name.startswith("weight_c"):
+            assert not bias.any(), f"{name} must start at zero"
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
