@@ -34,7 +34,7 @@ test: setup
 	echo "== ruff format --check"; $(BIN)/ruff format --check . || status=1; \
 	echo "== pytest"; \
 	$(BIN)/pytest -n $(WORKERS) --dist loadscope \
-		tests --nbval-lax --nbval-current-env $(wildcard notebooks solutions) \
+		tests --nbval-lax --nbval-current-env --nbval-cell-timeout=180 $(wildcard notebooks solutions) \
 		--ignore-glob='$(CURDIR)/tests/*.ipynb' $(PYTEST_ARGS); \
 	rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; elif [ $$rc -ne 0 ]; then status=1; fi; \

@@ -126,10 +126,14 @@ class _RecurrentLayer(nn.Module):
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
 
     def reset_parameters(self) -> None:
-        # torch.nn's initialisation: everything uniform in ±1/sqrt(H).
+        # torch.nn's initialisation: its four weights uniform in ±1/sqrt(H), in its order, so the
+        # same seed gives the same weights (and leaves the random stream where torch.nn leaves it).
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        for layer in range(self.num_layers):
+            for reverse in range(self.num_directions):
+                for weight in self.weights(layer, bool(reverse))[:4]:
+                    if weight is not None:
+                        nn.init.uniform_(weight, -bound, bound)
 
     def weights(self, layer: int, reverse: bool = False) -> Weights:
         """The parameters of one layer and direction."""
@@ -486,7 +490,7 @@ class PeepholeLSTM(LSTM):
             if getattr(self, name, None) is None:
                 weight = torch.empty(shape, device=self.weight_ih_l0.device)
                 self.register_parameter(name, nn.Parameter(weight))
-        super().reset_parameters()
+        super().reset_parameters()  # draws no random numbers for the peepholes
         for name in peepholes:
             nn.init.zeros_(getattr(self, name))  # start as a plain LSTM
 

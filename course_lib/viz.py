@@ -94,18 +94,20 @@ def _named_series(name: str, value: object) -> dict[str, object]:
 
 
 def _set_token_ticks(ax, tokens: Sequence[str] | None, count: int, axis: str = "x") -> None:
-    """Label positions 0..count-1 with tokens (all of them if they fit, else every k-th)."""
+    """Label positions 0..count-1 with tokens: every one up to 100 (smaller type past 40, so
+    no word, "dog" least of all, is skipped), else every k-th."""
     if tokens is None:
         return
     if len(tokens) != count:
         raise ValueError(f"got {len(tokens)} tokens for {count} positions")
-    step = max(1, int(np.ceil(count / 40)))
+    step = max(1, int(np.ceil(count / 100)))
     positions = np.arange(0, count, step)
     labels = [str(tokens[p]) for p in positions]
+    fontsize = 8 if count <= 40 else 6
     if axis == "x":
-        ax.set_xticks(positions, labels, rotation=90, fontsize=8)
+        ax.set_xticks(positions, labels, rotation=90, fontsize=fontsize)
     else:
-        ax.set_yticks(positions, labels, fontsize=8)
+        ax.set_yticks(positions, labels, fontsize=fontsize)
 
 
 def _smooth(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -589,4 +591,4 @@ def attention_explorer(
         ax_row.set_title(f"output step {step}{out_word} looks most at position {best}{in_word}")
         fig.suptitle(f"Where attention looks, example {example}")
 
-    return Explorer(controls, draw, width=max(9.0, 0.35 * S + 4), height=4.2)
+    return Explorer(controls, draw, width=max(9.0, 0.35 * S + 4), height=max(4.2, 0.15 * Tq + 2))

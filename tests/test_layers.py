@@ -304,3 +304,26 @@ def test_bad_constructor_arguments():
         GRU(I, H, dropout=1.5)
     with pytest.raises(ValueError, match="nonlinearity"):
         RNN(I, H, nonlinearity="sigmoid")
+
+
+@pytest.mark.parametrize("forget_bias", [None, 3.0])
+def test_same_seed_gives_the_same_start_as_torch_and_lstm(forget_bias):
+    """Same seed: torch.nn.LSTM, our LSTM and PeepholeLSTM start with the same weights, and the
+    random stream after them is where torch.nn leaves it (so the next module built matches too)."""
+    starts = []
+    for make in (
+        lambda: nn.LSTM(I, H, num_layers=2, bidirectional=True),
+        lambda: LSTM(I, H, num_layers=2, bidirectional=True, forget_bias=forget_bias),
+        lambda: PeepholeLSTM(I, H, num_layers=2, bidirectional=True, forget_bias=forget_bias),
+    ):
+        torch.manual_seed(10)
+        layer = make()
+        starts.append(
+            ({k: v for k, v in layer.state_dict().items() if "weight_c" not in k}, torch.rand(3))
+        )
+    (reference, after_reference), *ours = starts
+    for state, after in ours:
+        assert torch.equal(after, after_reference)
+        for name, value in state.items():
+            if forget_bias is None or "bias" not in name:
+                assert torch.equal(value, reference[name]), name

@@ -59,10 +59,10 @@ def test_registry_picks_course_lib_layers(kind):
     assert type(model.rnn) is expected[kind]
 
 
-def test_forget_bias_reaches_the_layer():
-    model = models.model_for(
-        tasks.spaghetti(4, 3), ModelConfig(kind="lstm", hidden_size=8, forget_bias=3.0)
-    )
+@pytest.mark.parametrize("kind", ["lstm", "peephole"])
+def test_forget_bias_reaches_the_layer(kind):
+    config = ModelConfig(kind=kind, hidden_size=8, forget_bias=3.0)
+    model = models.model_for(tasks.spaghetti(4, 3), config)
     H = 8
     b = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
     assert torch.allclose(b[H : 2 * H], torch.full((H,), 3.0))
