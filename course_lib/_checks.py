@@ -37,6 +37,13 @@ def check_float_like(name: str, value: Tensor, reference: Tensor) -> None:
         )
 
 
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` must be an int of at least 1 (a size, a count); returns it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
 def check_shape(name: str, value: Tensor, expected: tuple[int, ...]) -> None:
     """``value.shape`` must equal ``expected`` exactly."""
     if tuple(value.shape) != tuple(expected):

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_lib._checks import check_float_like, check_shape, check_tensor
+from course_lib._checks import check_float_like, check_positive_int, check_shape, check_tensor
 
 # ---------------------------------------------------------------------------------------------
 # The gate math, shared by cells and layers. ``gates`` is the pre-activation of all gates at once:
@@ -94,9 +94,8 @@ class _Cell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias

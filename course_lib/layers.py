@@ -33,7 +33,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from course_lib._checks import check_float_like, check_lengths, check_shape, check_tensor
+from course_lib._checks import (
+    check_float_like,
+    check_lengths,
+    check_positive_int,
+    check_shape,
+    check_tensor,
+)
 from course_lib.cells import (
     GRUCell,
     LSTMCell,
@@ -95,8 +101,7 @@ class _RecurrentLayer(nn.Module):
             ("hidden_size", hidden_size),
             ("num_layers", num_layers),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
         self.input_size = input_size

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib import layers
-from course_lib._checks import check_tensor
+from course_lib._checks import check_positive_int, check_tensor
 from course_lib.tasks import TaskData
 
 # The recurrent layer behind each `kind`. All four share torch.nn's interface.
@@ -100,12 +100,6 @@ def last_layer_state(h_n: Tensor, config: ModelConfig) -> Tensor:
     return torch.cat(last.unbind(0), dim=-1)  # (B, D*H)
 
 
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _check_tokens(tokens: object, vocab_size: int) -> Tensor:
     check_tensor("tokens", tokens)
     if tokens.dtype != torch.long:
@@ -125,8 +119,8 @@ class _TokenModel(nn.Module):
 
     def __init__(self, vocab_size: int, num_classes: int, config: ModelConfig) -> None:
         super().__init__()
-        _check_positive("vocab_size", vocab_size)
-        _check_positive("num_classes", num_classes)
+        check_positive_int("vocab_size", vocab_size)
+        check_positive_int("num_classes", num_classes)
         self.config = config
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, config.embedding_size)
@@ -169,7 +163,7 @@ class Regressor(nn.Module):
 
     def __init__(self, input_size: int, config: ModelConfig) -> None:
         super().__init__()
-        self.input_size = _check_positive("input_size", input_size)
+        self.input_size = check_positive_int("input_size", input_size)
         self.config = config
         self.rnn = make_layer(config, input_size)
         self.head = nn.Linear(config.directions * config.hidden_size, 1)

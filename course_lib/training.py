@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from course_lib._checks import check_positive_int
 from course_lib.device import get_device
 from course_lib.tasks import IGNORE_INDEX, TaskData
 
@@ -59,12 +60,6 @@ def _check_data(name: str, data: object) -> TaskData:
     if not isinstance(data, TaskData):
         raise TypeError(f"{name} must be a TaskData, got {type(data).__name__}")
     return data
-
-
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _batch(
@@ -140,19 +135,19 @@ def fit(
         raise ValueError(
             f"give exactly one of steps or epochs, got steps={steps!r}, epochs={epochs!r}"
         )
-    batch_size = _check_positive("batch_size", batch_size)
+    batch_size = check_positive_int("batch_size", batch_size)
     batches_per_epoch = math.ceil(len(train) / batch_size)
     total = (
-        _check_positive("steps", steps)
+        check_positive_int("steps", steps)
         if steps is not None
-        else (_check_positive("epochs", epochs) * batches_per_epoch)
+        else (check_positive_int("epochs", epochs) * batches_per_epoch)
     )
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if clip is not None and (not isinstance(clip, (int, float)) or clip <= 0):
         raise ValueError(f"clip must be a positive number or None, got {clip!r}")
     eval_every = (
-        max(1, total // 10) if eval_every is None else _check_positive("eval_every", eval_every)
+        max(1, total // 10) if eval_every is None else check_positive_int("eval_every", eval_every)
     )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -202,7 +197,7 @@ def fit(
 def predict(model: nn.Module, data: TaskData, batch_size: int = 256) -> Tensor:
     """The model's outputs on every example of ``data`` (on the CPU), in evaluation mode."""
     _check_data("data", data)
-    batch_size = _check_positive("batch_size", batch_size)
+    batch_size = check_positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
