@@ -73,7 +73,8 @@ class EncoderDecoder(nn.Module):
     :func:`course_lib.tasks.copy_memory`). The decoder's input vocabulary has one extra token,
     ``bos_id = vocab_size``, the start symbol that it reads before its first output.
     ``output_steps`` is how many tokens greedy decoding writes when no target is given
-    (None: as many as the source has).
+    (None: as many as the source has). ``attention_size`` is the additive score's A; small is
+    enough to compare a query with a key, and each decoder step costs B·S·A.
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class EncoderDecoder(nn.Module):
         hidden_size: int = 48,
         attention: str | None = "additive",
         output_steps: int | None = None,
+        attention_size: int = 16,
     ) -> None:
         super().__init__()
         if attention is not None and attention not in ATTENTION_KINDS:
@@ -99,7 +101,9 @@ class EncoderDecoder(nn.Module):
         self.target_embedding = nn.Embedding(vocab_size + 1, embedding_size)  # + the start symbol
         self.decoder = LSTMCell(embedding_size + hidden_size, hidden_size)
         self.attention = (
-            None if attention is None else make_attention(attention, hidden_size, hidden_size)
+            None
+            if attention is None
+            else make_attention(attention, hidden_size, hidden_size, attention_size)
         )
         self.output = nn.Linear(2 * hidden_size, vocab_size)  # W_o, b_o over [s_t; c_t]
 

@@ -17,6 +17,7 @@ Shapes: B batch, T time, C classes.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -160,9 +161,9 @@ def fit(
     start = time.perf_counter()
 
     order = torch.empty(0, dtype=torch.long)
-    # disable= only when asked: an explicit disable=False would override TQDM_DISABLE=1.
-    bar_options = {"disable": True} if not progress else {}
-    bar = tqdm(total=total, leave=False, mininterval=0.5, desc="training", **bar_options)
+    # TQDM_DISABLE=1 (set by `make execute`) hides the bar too: tqdm.auto's notebook bar ignores it.
+    hidden = not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+    bar = tqdm(total=total, leave=False, mininterval=0.5, desc="training", disable=hidden)
     for step in range(1, total + 1):
         # 1. The next mini-batch: walk through a fresh random permutation every epoch.
         if len(order) == 0:
