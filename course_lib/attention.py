@@ -45,7 +45,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_lib._checks import check_lengths, check_tensor
+from course_lib._checks import check_float_like, check_lengths, check_tensor
 
 # -- the three steps of equation (1), as functions ---------------------------------------------
 
@@ -201,19 +201,6 @@ class _Attention(nn.Module):
             )
         return mask
 
-    @staticmethod
-    def _check_parameters(query: Tensor, parameter: Tensor) -> None:
-        if query.dtype != parameter.dtype:
-            raise TypeError(
-                f"query has dtype {query.dtype} but the parameters are {parameter.dtype}; "
-                f"convert one of them (e.g. module.to({query.dtype}))"
-            )
-        if query.device != parameter.device:
-            raise ValueError(
-                f"query is on {query.device} but the parameters are on {parameter.device}; "
-                f"move both to one device"
-            )
-
 
 class AdditiveAttention(_Attention):
     """Additive (Bahdanau) attention, score (2): :math:`v^\\top \\tanh(W_q q + W_k k + b)`.
@@ -239,7 +226,7 @@ class AdditiveAttention(_Attention):
             raise ValueError(f"query must have {self.query_size} features, got {query.shape[-1]}")
         if keys.shape[-1] != self.key_size:
             raise ValueError(f"keys must have {self.key_size} features, got {keys.shape[-1]}")
-        self._check_parameters(query, self.v)
+        check_float_like("query", query, self.v)
 
     def project_keys(self, keys: Tensor) -> Tensor:
         return self.key_proj(keys)  # W_k k + b: (B, S, A)
@@ -287,7 +274,7 @@ class GeneralAttention(_Attention):
             raise ValueError(f"query must have {self.query_size} features, got {query.shape[-1]}")
         if keys.shape[-1] != self.key_size:
             raise ValueError(f"keys must have {self.key_size} features, got {keys.shape[-1]}")
-        self._check_parameters(query, self.key_proj.weight)
+        check_float_like("query", query, self.key_proj.weight)
 
     def project_keys(self, keys: Tensor) -> Tensor:
         return self.key_proj(keys)  # W k: (B, S, Hq)

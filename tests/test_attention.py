@@ -182,8 +182,12 @@ def test_bad_inputs_raise_clear_errors():
         dot(query, keys.long())
     with pytest.raises(TypeError, match="keys has dtype torch.float64 but query has torch.float32"):
         dot(query, keys.double())
-    with pytest.raises(TypeError, match="parameters are torch.float32"):
+    with pytest.raises(
+        TypeError, match=r"parameters are torch.float32; .* module.to\(torch.float64\)"
+    ):
         additive(query.double(), keys.double())
+    with pytest.raises(ValueError, match="query is on meta but the parameters are on cpu"):
+        additive(query.to("meta"), keys.to("meta"))
     with pytest.raises(ValueError, match="keys is on meta but query is on cpu"):
         dot(query, keys.to("meta"))
 

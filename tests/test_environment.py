@@ -43,12 +43,16 @@ def read_pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
+def by_name(lines: list[str]) -> dict[str, Requirement]:
+    """Requirement lines (`name>=1,<2`, `name==1.0`) as {canonical name: Requirement}."""
+    requirements = [Requirement(line) for line in lines]
+    return {canonicalize_name(r.name): r for r in requirements}
+
+
 def pyproject_requirements() -> dict[str, Requirement]:
     """Runtime dependencies and the `test` extra, by canonical name."""
     project = read_pyproject()["project"]
-    lines = project["dependencies"] + project["optional-dependencies"]["test"]
-    requirements = [Requirement(line) for line in lines]
-    return {canonicalize_name(r.name): r for r in requirements}
+    return by_name(project["dependencies"] + project["optional-dependencies"]["test"])
 
 
 def constraint_lines() -> list[str]:
@@ -59,10 +63,9 @@ def constraint_lines() -> list[str]:
 def constraints() -> dict[str, Version]:
     """constraints.txt as {canonical name: pinned version}; assumes every line is `name==X`."""
     pins = {}
-    for line in constraint_lines():
-        requirement = Requirement(line)
+    for name, requirement in by_name(constraint_lines()).items():
         (specifier,) = requirement.specifier
-        pins[canonicalize_name(requirement.name)] = Version(specifier.version)
+        pins[name] = Version(specifier.version)
     return pins
 
 
@@ -78,6 +81,19 @@ def conda_specs() -> dict[str, str]:
             name, spec = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(.*)", dependency).groups()
             specs[name.lower()] = spec.strip()
     return specs
+
+
+def pypi_name(conda_name: str) -> str:
+    """The canonical PyPI name of a conda-forge package."""
+    return canonicalize_name(CONDA_TO_PYPI.get(conda_name, conda_name))
+
+
+def assert_same_packages(names: set[str], where: str, expected: set[str], source: str) -> None:
+    """``names`` (read from ``where``) must be exactly ``expected`` (read from ``source``)."""
+    assert names == expected, (
+        f"in {source} but not in {where}: {sorted(expected - names)}; "
+        f"in {where} but not in {source}: {sorted(names - expected)}"
+    )
 
 
 def conda_version_spec(spec: str) -> tuple[SpecifierSet, str | None]:
@@ -119,10 +135,8 @@ def test_constraints_pin_torch():
 
 
 def test_constraints_and_pyproject_name_the_same_packages():
-    pinned, declared = set(constraints()), set(pyproject_requirements())
-    assert pinned == declared, (
-        f"in pyproject.toml but not pinned in constraints.txt: {sorted(declared - pinned)}; "
-        f"pinned but not declared in pyproject.toml: {sorted(pinned - declared)}"
+    assert_same_packages(
+        set(constraints()), "constraints.txt", set(pyproject_requirements()), "pyproject.toml"
     )
 
 
@@ -186,11 +200,9 @@ def test_environment_yml_names_the_same_packages():
     conda_names = set(conda_specs())
     missing_extras = ENVIRONMENT_ONLY - conda_names
     assert not missing_extras, f"environment.yml lacks {sorted(missing_extras)}"
-    as_pypi = {canonicalize_name(CONDA_TO_PYPI.get(n, n)) for n in conda_names - ENVIRONMENT_ONLY}
-    expected = set(pyproject_requirements())
-    assert as_pypi == expected, (
-        f"in pyproject.toml but not in environment.yml: {sorted(expected - as_pypi)}; "
-        f"in environment.yml but not in pyproject.toml: {sorted(as_pypi - expected)}"
+    as_pypi = {pypi_name(name) for name in conda_names - ENVIRONMENT_ONLY}
+    assert_same_packages(
+        as_pypi, "environment.yml", set(pyproject_requirements()), "pyproject.toml"
     )
 
 
@@ -199,7 +211,7 @@ def test_environment_yml_versions_admit_the_tested_ones():
     for conda_name, spec in conda_specs().items():
         if conda_name in ENVIRONMENT_ONLY:
             continue
-        name = canonicalize_name(CONDA_TO_PYPI.get(conda_name, conda_name))
+        name = pypi_name(conda_name)
         specifier, _ = conda_version_spec(spec)
         assert specifier.contains(pins[name], prereleases=True), (
             f"environment.yml asks for {conda_name}{spec}, which excludes the tested "

@@ -8,7 +8,6 @@ four gate blocks, not only the usual i|f|o|g.
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
 from collections.abc import Callable
 
@@ -16,7 +15,15 @@ import torch
 from torch import nn
 
 from course_lib.cells import init_forget_bias
-from course_lib.grading.core import ACTIVATIONS, Mistake, cell_cases, compare, keeps_rng, randn
+from course_lib.grading.core import (
+    ACTIVATIONS,
+    Mistake,
+    cell_cases,
+    compare,
+    gate_order_mistakes,
+    keeps_rng,
+    randn,
+)
 
 
 def _lstm_reference(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -81,17 +88,11 @@ def _lstm_mistakes() -> list[Mistake]:
         ),
         ("you returned (c, h); return (h, c), like torch.nn.LSTMCell.", _lstm_variant(swap=True)),
     ]
-    for order in itertools.permutations("ifgo"):
-        if order != tuple("ifgo"):
-            mistakes.append(
-                (
-                    f"your gates are sliced in the order {'|'.join(order)}; PyTorch stacks the "
-                    "rows of weight_ih and weight_hh as i|f|g|o: input gate rows 0:H, forget gate "
-                    "H:2H, candidate 2H:3H, output gate 3H:4H.",
-                    _lstm_variant(order="".join(order)),
-                )
-            )
-    return mistakes
+    layout = (
+        "PyTorch stacks the rows of weight_ih and weight_hh as i|f|g|o: input gate rows 0:H, "
+        "forget gate H:2H, candidate 2H:3H, output gate 3H:4H."
+    )
+    return mistakes + gate_order_mistakes("ifgo", layout, _lstm_variant)
 
 
 @keeps_rng

@@ -13,7 +13,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from course_lib.grading.core import ACTIVATIONS, cell_cases, compare, keeps_rng
+from course_lib.grading.core import (
+    ACTIVATIONS,
+    cell_cases,
+    compare,
+    gate_order_mistakes,
+    keeps_rng,
+)
 
 
 def _gru_reference(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -77,15 +83,8 @@ def check_gru_step(gru_step: Callable, seed: int = 0) -> None:
             _gru_variant(gate="t"),
         ),
     ]
-    for order in itertools.permutations("rzn"):
-        if order != tuple("rzn"):
-            mistakes.append(
-                (
-                    f"your gates are sliced in the order {'|'.join(order)}; PyTorch stacks them as "
-                    f"r|z|n: reset rows 0:H, update H:2H, candidate 2H:3H.",
-                    _gru_variant(order="".join(order)),
-                )
-            )
+    layout = "PyTorch stacks them as r|z|n: reset rows 0:H, update H:2H, candidate 2H:3H."
+    mistakes += gate_order_mistakes("rzn", layout, _gru_variant)
     compare(
         gru_step,
         "gru_step",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -278,6 +279,19 @@ def randn(generator: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor
 
 
 ACTIVATIONS = {"s": torch.sigmoid, "t": torch.tanh}  # by letter, for variants of a cell
+
+
+def gate_order_mistakes(gates: str, layout: str, variant: Callable) -> list[Mistake]:
+    """One mistake per wrong order of a cell's gate blocks (every permutation of ``gates`` but
+    itself); ``layout`` says PyTorch's order, ``variant(order=...)`` slices in the wrong one."""
+    return [
+        (
+            f"your gates are sliced in the order {'|'.join(order)}; {layout}",
+            variant(order="".join(order)),
+        )
+        for order in itertools.permutations(gates)
+        if order != tuple(gates)
+    ]
 
 
 def cell_cases(
