@@ -7,6 +7,8 @@ exactly is an error.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import Tensor
 
@@ -28,7 +30,7 @@ def check_float_like(name: str, value: Tensor, reference: Tensor) -> None:
     if value.dtype != reference.dtype:
         raise TypeError(
             f"{name} has dtype {value.dtype} but the parameters are {reference.dtype}; "
-            f"convert one of them (e.g. module.to({reference.dtype}) or {name}.to(...))"
+            f"convert one of them (e.g. module.to({value.dtype}) or {name}.to(...))"
         )
     if value.device != reference.device:
         raise ValueError(
@@ -42,6 +44,19 @@ def check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def check_index(name: str, value: object, size: int) -> int:
+    """``value`` must be an int in 0..size-1 (a unit, a position); returns it as an int."""
+    try:
+        index = operator.index(value)  # ints, NumPy ints and one-element integer tensors
+    except TypeError:
+        index = None
+    if isinstance(value, bool) or index is None:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= index < size:
+        raise ValueError(f"{name} must be in 0..{size - 1}, got {index}")
+    return index
 
 
 def check_shape(name: str, value: Tensor, expected: tuple[int, ...]) -> None:

@@ -5,13 +5,14 @@ clipping the gradient norm (Pascanu, Mikolov & Bengio 2013: one exploding step c
 run), and returns a :class:`History`. :func:`evaluate` scores a model with the task's own
 metric: accuracy (per real step when the task is per-step) or mean squared error.
 :func:`accuracy_by_distance` scores one model at several distances, for the course's recurring
-chart of accuracy against distance.
+chart of accuracy against distance. :func:`hidden_state_gradient_norms` measures how much of the
+loss's gradient reaches each step, the vanishing gradient of lectures 01 and 02.
 
 The model is called as ``model(inputs, lengths=lengths)`` and returns logits (B, C), per-step
 logits (B, T, C), or predictions (B,) for regression. Each batch is cut to its longest real
 sequence, so short sequences in a mixed batch cost no padded steps.
 
-Shapes: B batch, T time, C classes.
+Shapes: B batch, T time, C classes, H hidden units.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 
 from course_lib._checks import check_positive_int
 from course_lib.device import get_device
+from course_lib.models import SequenceClassifier
 from course_lib.tasks import IGNORE_INDEX, TaskData
 
 
@@ -264,3 +266,53 @@ def accuracy_by_distance(
             )
         results[distance] = evaluate(model, data, batch_size)
     return results
+
+
+def hidden_state_gradient_norms(model: SequenceClassifier, data: TaskData) -> Tensor:
+    """‖∂L/∂h_t‖ at every step t = 0..T-1, averaged over the examples: how much of the loss's
+    gradient reaches each step. Returns a (T,) tensor on the CPU.
+
+    L is the summed cross-entropy of the model's answers to every example of ``data``, and h_t
+    the hidden state after step t. Backpropagation through time reaches h_t through one Jacobian
+    ∂h_{s+1}/∂h_s per later step s, so in a tanh RNN the norm shrinks about geometrically with
+    the distance from the question (the vanishing gradient); in an LSTM the cell state carries
+    it, scaled by the forget gate at each step.
+
+    ``model`` is a :class:`~course_lib.models.SequenceClassifier` of any kind with one layer read
+    in one direction (an ``embedding``, an ``rnn`` and a ``head``); ``data`` holds sequences of
+    one length (no padding). The layer's cell is run step by step (``model.rnn.cell()`` shares
+    its weights), so that every h_t is a tensor of its own for autograd to differentiate by, and
+    ``model.head(h_T)`` gives the answers, as in the model's forward pass. Only ∂L/∂h_t is
+    computed: the parameters' ``.grad`` stay as they were.
+    """
+    if not isinstance(model, SequenceClassifier):
+        raise TypeError(
+            f"model must be a course_lib.models.SequenceClassifier, got {type(model).__name__}"
+        )
+    if model.config.num_layers != 1 or model.config.bidirectional:
+        raise ValueError(
+            "model must have one layer read in one direction, got "
+            f"num_layers={model.config.num_layers}, bidirectional={model.config.bidirectional}"
+        )
+    _check_data("data", data)
+    if data.per_step or data.targets.dim() != 1:
+        raise ValueError("data must have one class target per sequence, shape (B,)")
+    T = data.inputs.shape[1]
+    if data.lengths is not None and bool((data.lengths != T).any()):
+        raise ValueError(
+            f"data must hold sequences of one length (T={T}), got lengths from "
+            f"{int(data.lengths.min())} to {T}; use one distance, e.g. spaghetti(64, 60)"
+        )
+
+    device = next(model.parameters()).device
+    with torch.enable_grad():  # also under torch.no_grad(): the point is the gradient
+        cell = model.rnn.cell()  # shares (not copies) the layer's weights
+        x = model.embedding(data.inputs.to(device))  # (B, T, E)
+        state, hs = None, []
+        for t in range(T):
+            state = cell(x[:, t], state)  # h, or (h, c) for an LSTM
+            hs.append(state[0] if isinstance(state, tuple) else state)  # (B, H)
+        logits = model.head(hs[-1])  # (B, C): the answer, read from h_T as in forward
+        loss = F.cross_entropy(logits, data.targets.to(device), reduction="sum")
+        grads = torch.autograd.grad(loss, hs)  # dL/dh_t for every t, each (B, H)
+    return torch.stack([g.norm(dim=-1).mean() for g in grads]).cpu()  # (T,)

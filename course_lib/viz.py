@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from course_lib._checks import check_lengths
+from course_lib._checks import check_index, check_lengths
 
 # One colour per gate name, the same in every panel and every plot.
 GATE_COLORS = {
@@ -55,6 +55,10 @@ GATE_NAMES = {
     "n": "candidate n",
 }
 SIGMOID_GATES = ("i", "f", "o", "r", "z")  # values in (0, 1); the others lie in (-1, 1) or beyond
+# One marker and one line style per series where lines may coincide (accuracy against distance).
+# 5 markers against 4 styles: a pair repeats only after 20 series.
+SERIES_MARKERS = ("o", "s", "^", "D", "v")
+SERIES_LINESTYLES = ("-", "--", "-.", ":")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -93,21 +97,28 @@ def _named_series(name: str, value: object) -> dict[str, object]:
     return {"": value}
 
 
-def _set_token_ticks(ax, tokens: Sequence[str] | None, count: int, axis: str = "x") -> None:
-    """Label positions 0..count-1 with tokens: every one up to 100 (smaller type past 40, so
-    no word, "dog" least of all, is skipped), else every k-th."""
+def _set_token_ticks(
+    ax, tokens: Sequence[str] | None, count: int, axis: str = "x", keep: Iterable[int] = ()
+) -> None:
+    """Label positions 0..count-1 with tokens: every one up to 100 (smaller type past 40), else
+    every k-th; and always the positions in ``keep``, in bold, so that thinning never hides the
+    token the reader is looking at (the current step, or "dog" in the spaghetti question)."""
     if tokens is None:
         return
     if len(tokens) != count:
         raise ValueError(f"got {len(tokens)} tokens for {count} positions")
     step = max(1, int(np.ceil(count / 100)))
-    positions = np.arange(0, count, step)
+    kept = {int(p) for p in keep if 0 <= p < count}
+    positions = sorted(set(range(0, count, step)) | kept)
     labels = [str(tokens[p]) for p in positions]
     fontsize = 8 if count <= 40 else 6
     if axis == "x":
-        ax.set_xticks(positions, labels, rotation=90, fontsize=fontsize)
+        ticks = ax.set_xticks(positions, labels, rotation=90, fontsize=fontsize)
     else:
-        ax.set_yticks(positions, labels, fontsize=fontsize)
+        ticks = ax.set_yticks(positions, labels, fontsize=fontsize)
+    for position, tick in zip(positions, ticks):
+        if position in kept:
+            tick.label1.set_fontweight("bold")
 
 
 def _smooth(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -190,12 +201,18 @@ def plot_accuracy_by_distance(
 
     ``results`` maps a name to ``(distances, accuracies)`` or to ``{distance: accuracy}`` (what
     :func:`course_lib.training.accuracy_by_distance` returns).
+
+    Models often score exactly alike (all at 1.0, or all at chance), and then their lines lie
+    on top of each other. Each line therefore has its own marker and line style, and the
+    earlier ones are drawn thicker and with larger markers, underneath the later ones: where
+    lines coincide, each stays visible around the next, at its true values.
     """
     if not isinstance(results, Mapping) or not results:
         raise TypeError("results must be a non-empty dict: name -> (distances, accuracies)")
     fig = _figure(6.5, 4)
     ax = fig.subplots()
-    for name, value in results.items():
+    count = len(results)
+    for index, (name, value) in enumerate(results.items()):
         if isinstance(value, Mapping):
             distances, accuracies = list(value.keys()), list(value.values())
         else:
@@ -204,7 +221,16 @@ def plot_accuracy_by_distance(
         y = _array(f"results[{name!r}] accuracies", accuracies, (1,))
         if x.shape != y.shape:
             raise ValueError(f"results[{name!r}]: {len(x)} distances but {len(y)} accuracies")
-        ax.plot(x, y, marker="o", label=str(name))
+        under = min(count - 1 - index, 4)  # lines drawn on top of this one (sizes capped)
+        ax.plot(
+            x,
+            y,
+            marker=SERIES_MARKERS[index % len(SERIES_MARKERS)],
+            linestyle=SERIES_LINESTYLES[index % len(SERIES_LINESTYLES)],
+            markersize=5 + 2 * under,
+            linewidth=1.5 + 0.75 * under,
+            label=str(name),
+        )
     if chance is not None:
         ax.axhline(
             chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})"
@@ -320,19 +346,31 @@ class Explorer(widgets.VBox):
     """Controls above a picture; ``update(**values)`` sets controls and redraws.
 
     Attributes: ``figure`` (the matplotlib Figure that is redrawn), ``image`` (the Image widget),
-    ``controls`` (name -> widget), ``png`` (the current picture's bytes).
+    ``controls`` (name -> widget), ``png`` (the current picture's bytes). ``css_class`` goes on
+    the outer box (``add_class``), so a page, or a browser test, can find the explorer by it.
     """
 
     dpi = 80  # resolution of the picture: sharp enough on screen, quick to redraw
 
     def __init__(
-        self, controls: dict[str, widgets.Widget], draw, width: float, height: float
+        self,
+        controls: dict[str, widgets.Widget],
+        draw,
+        width: float,
+        height: float,
+        css_class: str,
     ) -> None:
         self.controls = controls
         self.figure = Figure(figsize=(width, height), layout="constrained")  # never in pyplot
         self._draw = draw
         self._holding = False
-        self.image = widgets.Image(format="png")
+        # The box is a flex column, which stretches its children to its full width: the picture
+        # would be widened but not heightened. So: its own width (at most the output's), the
+        # height that follows from it, and "contain" should a box ever force another shape.
+        picture_layout = widgets.Layout(
+            max_width="100%", height="auto", align_self="flex-start", object_fit="contain"
+        )
+        self.image = widgets.Image(format="png", layout=picture_layout)
         rows = [widgets.HBox(list(controls.values()))]
         if "step" in controls:  # a play button that walks the step slider forward, in the browser
             slider = controls["step"]
@@ -342,6 +380,7 @@ class Explorer(widgets.VBox):
             widgets.jslink((self.play, "value"), (slider, "value"))
             rows = [widgets.HBox([self.play, *controls.values()])]
         super().__init__([*rows, self.image])
+        self.add_class(css_class)
         for control in controls.values():
             control.observe(self._redraw, names="value")
         self._redraw()
@@ -399,6 +438,24 @@ def _tokens_per_example(tokens: object, count: int, name: str) -> list[list[str]
     return [[str(t) for t in tokens]] * count
 
 
+def _highlighted_positions(
+    highlight: object, token_lists: list[list[str] | None]
+) -> list[list[int]]:
+    """Per example, the positions whose token is one of the words in ``highlight``."""
+    words = (highlight,) if isinstance(highlight, str) else highlight
+    if not isinstance(words, Sequence) or not all(isinstance(w, str) for w in words):
+        raise TypeError(f"highlight must be a word or a list of words, got {highlight!r}")
+    if not words:
+        return [[] for _ in token_lists]
+    if all(tokens is None for tokens in token_lists):
+        raise ValueError("highlight needs token labels: pass tokens=, or vocab= with token ids")
+    labels = [[str(token) for token in tokens or []] for tokens in token_lists]
+    unknown = [w for w in words if not any(w in example for example in labels)]
+    if unknown:
+        raise ValueError(f"highlight words {unknown} are not among the tokens")
+    return [[p for p, token in enumerate(example) if token in words] for example in labels]
+
+
 def _run_gate_trace(
     source: object, inputs: object, layer: int, reverse: bool, batch_first: bool
 ) -> tuple[dict, bool]:
@@ -435,6 +492,8 @@ def gate_explorer(
     reverse: bool = False,
     batch_first: bool = True,
     keys: Sequence[str] | None = None,
+    unit: int | None = None,
+    highlight: str | Sequence[str] = (),
 ) -> Explorer:
     """Step through sequences and watch the gates and the cell state.
 
@@ -444,8 +503,13 @@ def gate_explorer(
 
     Controls: example, unit, the gate shown as a heatmap, and the time step. The picture: the
     heatmap over time (units × steps) with the current step marked; the chosen unit's gates
-    over time; and their values at the current step. The unit starts at the one whose cell
-    state (or hidden state) is largest on average: often the one that holds the fact.
+    over time; and their values at the current step. ``unit`` is the unit shown first; by
+    default the one whose cell state (or hidden state) is largest on average, often the one
+    that holds the fact.
+
+    The steps are labelled with their tokens: every one up to 100 steps, every k-th beyond.
+    The current step is always labelled, and so is every occurrence of a word in ``highlight``
+    (e.g. ``highlight=("dog", "cat")``), both in bold.
     """
     if isinstance(inputs, torch.Tensor) and inputs.dim() == 1 and not inputs.is_floating_point():
         inputs = inputs.unsqueeze(0)  # one sequence of ids -> a batch of one
@@ -468,10 +532,14 @@ def gate_explorer(
     token_lists = _tokens_per_example(tokens, B, "tokens")
     T, H = examples[0][keys[0]].shape
     real = [T] * B if lengths is None else check_lengths(lengths, B, T).tolist()
+    highlighted = _highlighted_positions(highlight, token_lists)  # per example
 
-    # Start at the unit whose memory (c, or h without a cell) is largest on average.
-    memory = examples[0].get("c", examples[0].get("h", examples[0][keys[0]]))  # (T, H)
-    strongest = int(np.abs(memory).mean(0).argmax())
+    if unit is None:
+        # Start at the unit whose memory (c, or h without a cell) is largest on average.
+        memory = examples[0].get("c", examples[0].get("h", examples[0][keys[0]]))  # (T, H)
+        unit = int(np.abs(memory).mean(0).argmax())
+    else:
+        unit = check_index("unit", unit, H)
     heat_default = next((k for k in ("f", "z", "h") if k in keys), keys[0])
 
     controls: dict[str, widgets.Widget] = {}
@@ -479,7 +547,7 @@ def gate_explorer(
         controls["example"] = widgets.Dropdown(
             options=list(range(B)), value=0, description="example"
         )
-    controls["unit"] = widgets.Dropdown(options=list(range(H)), value=strongest, description="unit")
+    controls["unit"] = widgets.Dropdown(options=list(range(H)), value=unit, description="unit")
     controls["heatmap"] = widgets.Dropdown(
         options=[(GATE_NAMES.get(k, k), k) for k in keys], value=heat_default, description="heatmap"
     )
@@ -511,7 +579,8 @@ def gate_explorer(
         ax_lines.axvline(step, color="red", linewidth=2)
         ax_lines.set(title=f"unit {unit} over time", xlabel="time step (token)", ylabel="value")
         ax_lines.legend(fontsize=8, ncol=len(keys), loc="lower left")
-        _set_token_ticks(ax_lines, labels, length)
+        keep = [step, *(p for p in highlighted[example] if p < length)]
+        _set_token_ticks(ax_lines, labels, length, keep=keep)
         ax_heat.tick_params(labelbottom=False)
 
         # 3. Their values at this step.
@@ -531,7 +600,9 @@ def gate_explorer(
         ax_bars.set(title=f"step {step}{word}", xlabel="gate", ylabel="value", ylim=(bottom, limit))
         fig.suptitle(f"Gates of example {example}, unit {unit}, at step {step}{word}")
 
-    return Explorer(controls, draw, width=max(8.0, 0.2 * T + 3), height=6.0)
+    return Explorer(
+        controls, draw, width=max(8.0, 0.2 * T + 3), height=6.0, css_class="course-gate-explorer"
+    )
 
 
 def attention_explorer(
@@ -577,18 +648,24 @@ def attention_explorer(
             plt.Rectangle((-0.5, step - 0.5), S, 1, fill=False, edgecolor="red", linewidth=2)
         )
         ax_map.set(title="all output steps", xlabel="source position", ylabel="output step")
-        _set_token_ticks(ax_map, src, S, "x")
-        _set_token_ticks(ax_map, tgt, Tq, "y")
-
         row = matrix[step]
         best = int(row.argmax())
+        _set_token_ticks(ax_map, src, S, "x", keep=[best])
+        _set_token_ticks(ax_map, tgt, Tq, "y", keep=[step])
+
         colors = ["tab:red" if s == best else "tab:blue" for s in range(S)]
         ax_row.bar(np.arange(S), row, color=colors)
         ax_row.set(ylim=(0, 1.05), xlabel="source position", ylabel="attention weight α")
-        _set_token_ticks(ax_row, src, S, "x")
+        _set_token_ticks(ax_row, src, S, "x", keep=[best])
         out_word = f" ({tgt[step]!r})" if tgt else ""
         in_word = f" ({src[best]!r})" if src else ""
         ax_row.set_title(f"output step {step}{out_word} looks most at position {best}{in_word}")
         fig.suptitle(f"Where attention looks, example {example}")
 
-    return Explorer(controls, draw, width=max(9.0, 0.35 * S + 4), height=max(4.2, 0.15 * Tq + 2))
+    return Explorer(
+        controls,
+        draw,
+        width=max(9.0, 0.35 * S + 4),
+        height=max(4.2, 0.15 * Tq + 2),
+        css_class="course-attention-explorer",
+    )

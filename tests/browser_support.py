@@ -252,8 +252,6 @@ NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 CODE_PROMPTS = f"{NOTEBOOK} .jp-CodeCell .jp-InputArea-prompt"
 STDERR_MIME = "application/vnd.jupyter.stderr"
 STDERR_OUTPUTS = f'{NOTEBOOK} .jp-OutputArea-output[data-mime-type="{STDERR_MIME}"]'
-# A widget shown as a cell's output (not one nested in another widget).
-WIDGET_VIEWS = f"{NOTEBOOK} .jp-OutputArea-output > .jupyter-widgets"
 SLIDER = ".widget-slider"
 SLIDER_HANDLE = f"{SLIDER} .noUi-handle"
 # A plot: a matplotlib figure shown in an Output widget, or an Image widget.
@@ -348,18 +346,13 @@ def rendered_tracebacks(page) -> list[str]:
 def find_explorer(page, css_class: str, timeout_ms: float):
     """Wait for the explorer widget to be drawn; return a locator for it.
 
-    The explorer is the widget with class `css_class` (`add_class` on its outermost box); failing
-    that, the first widget in a cell's output that holds a slider and a plot image. Progress bars
-    (tqdm draws them as widgets) hold neither.
+    The explorer is the widget with class `css_class`: `course_lib.viz` puts `course-gate-explorer`
+    or `course-attention-explorer` on its outermost box (`add_class`), so no other widget (a tqdm
+    progress bar, another slider) can be taken for it. The caller checks its slider and its plot.
     """
-    by_class = page.locator(f"{NOTEBOOK} .jupyter-widgets.{css_class}")
-    by_shape = (
-        page.locator(WIDGET_VIEWS)
-        .filter(has=page.locator(SLIDER))
-        .filter(has=page.locator(PLOT_IMAGE))
-    )
-    by_class.or_(by_shape).first.wait_for(state="visible", timeout=timeout_ms)
-    return by_class.first if by_class.count() else by_shape.first
+    explorer = page.locator(f"{NOTEBOOK} .jupyter-widgets.{css_class}").first
+    explorer.wait_for(state="visible", timeout=timeout_ms)
+    return explorer
 
 
 def show_whole(page, element, margin: int = 300) -> None:

@@ -223,3 +223,55 @@ def test_fit_rejects_mismatched_model():
         training.fit(tagger, data, steps=1, progress=False)
     with pytest.raises(TypeError, match="train"):
         training.fit(tagger, data.inputs, steps=1, progress=False)
+
+
+# -- gradient diagnostics -------------------------------------------------------------------------
+
+TORCH_CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
+
+
+@pytest.mark.parametrize("kind", sorted(TORCH_CELLS))
+def test_hidden_state_gradient_norms_match_a_retain_grad_loop(kind):
+    data = tasks.spaghetti(6, 4, seed=0)  # 6 questions of 15 tokens
+    torch.manual_seed(0)
+    model = models.model_for(data, ModelConfig(kind=kind, hidden_size=5, embedding_size=3))
+
+    # Reference: torch.nn's cell with the layer's weights, stepped by hand; every h_t keeps its
+    # gradient (retain_grad), then one backward pass from the same summed cross-entropy.
+    cell = TORCH_CELLS[kind](3, 5)
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    cell.load_state_dict({name: getattr(model.rnn, f"{name}_l0") for name in names})
+    x = model.embedding(data.inputs)  # (B, T, E)
+    state, hs = None, []
+    for t in range(x.shape[1]):
+        state = cell(x[:, t], state)
+        h = state[0] if isinstance(state, tuple) else state  # (B, H)
+        h.retain_grad()
+        hs.append(h)
+    logits = model.head(hs[-1])  # (B, C)
+    torch.testing.assert_close(logits, model(data.inputs))  # the same answers as the model's
+    nn.functional.cross_entropy(logits, data.targets, reduction="sum").backward()
+    expected = torch.stack([h.grad.norm(dim=-1).mean() for h in hs])  # (T,)
+
+    model.zero_grad(set_to_none=True)
+    norms = training.hidden_state_gradient_norms(model, data)
+    assert norms.shape == (data.inputs.shape[1],)
+    torch.testing.assert_close(norms, expected)
+    assert all(p.grad is None for p in model.parameters()), "parameters' .grad were touched"
+    with torch.no_grad():  # the gradient is measured even where autograd is switched off
+        torch.testing.assert_close(training.hidden_state_gradient_norms(model, data), expected)
+
+
+def test_hidden_state_gradient_norms_bad_inputs():
+    data = tasks.spaghetti(4, 2, seed=0)
+    two_way = models.model_for(data, ModelConfig(kind="rnn", hidden_size=4, bidirectional=True))
+    with pytest.raises(ValueError, match="one layer read in one direction"):
+        training.hidden_state_gradient_norms(two_way, data)
+    regressor = models.model_for(tasks.adding(4, 5), ModelConfig(kind="rnn", hidden_size=4))
+    with pytest.raises(TypeError, match="SequenceClassifier, got Regressor"):
+        training.hidden_state_gradient_norms(regressor, data)
+    model = models.model_for(data, ModelConfig(kind="rnn", hidden_size=4))
+    with pytest.raises(ValueError, match="sequences of one length"):
+        training.hidden_state_gradient_norms(model, tasks.spaghetti(8, (0, 5), seed=0))
+    with pytest.raises(TypeError, match="data must be a TaskData"):
+        training.hidden_state_gradient_norms(model, data.inputs)

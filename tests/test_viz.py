@@ -81,6 +81,27 @@ def test_plot_accuracy_by_distance():
         viz.plot_accuracy_by_distance({"rnn": ([0, 10, 20], [0.9, 0.5])})
 
 
+def test_plot_accuracy_by_distance_keeps_identical_curves_apart():
+    same = {0: 1.0, 10: 1.0, 20: 0.5}
+    fig = viz.plot_accuracy_by_distance({"a": same, "b": same, "c": same}, chance=0.25)
+    check_figure(fig)
+    lines = fig.axes[0].lines[:3]
+    styles = [(line.get_marker(), line.get_linestyle()) for line in lines]
+    assert len({marker for marker, _ in styles}) == 3, f"markers repeat: {styles}"
+    assert len({style for _, style in styles}) == 3, f"line styles repeat: {styles}"
+    # Earlier lines lie underneath, larger and thicker, so each shows around the next one...
+    sizes = [line.get_markersize() for line in lines]
+    widths = [line.get_linewidth() for line in lines]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+    # ... and every line is drawn at its true values, with no offset.
+    for line in lines:
+        assert list(line.get_xdata()) == [0, 10, 20]
+        assert list(line.get_ydata()) == [1.0, 1.0, 0.5]
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["a", "b", "c", "chance (0.25)"]
+
+
 def test_plot_grad_norms_log_scale():
     fig = viz.plot_grad_norms({"rnn": 0.5 ** torch.arange(20.0), "lstm": torch.ones(20)})
     check_figure(fig)
@@ -118,6 +139,76 @@ def test_gate_explorer_redraws_when_the_slider_moves():
     assert explorer.figure.axes[0].get_title().startswith("cell state c")
     with pytest.raises(ValueError, match="no control named 'time'"):
         explorer.update(time=3)
+
+
+def test_explorers_carry_their_css_class_and_keep_their_aspect():
+    torch.manual_seed(0)
+    gates = viz.gate_explorer(GRU(3, 4, batch_first=True).gate_trace(torch.randn(1, 5, 3)))
+    attention = viz.attention_explorer(torch.softmax(torch.randn(3, 5), dim=-1))
+    for explorer, css_class in (
+        (gates, "course-gate-explorer"),
+        (attention, "course-attention-explorer"),
+    ):
+        assert css_class in explorer._dom_classes  # what the browser test looks for
+        layout = explorer.image.layout
+        # never stretched across the output: its own width, at most 100%, height following
+        assert layout.align_self == "flex-start" and layout.height == "auto"
+        assert layout.max_width == "100%" and layout.object_fit == "contain"
+        assert layout.width is None
+
+
+def test_gate_explorer_starts_on_the_unit_asked_for():
+    torch.manual_seed(0)
+    trace = LSTM(3, 4, batch_first=True).gate_trace(torch.randn(1, 6, 3))
+    explorer = viz.gate_explorer(trace, unit=2)
+    assert explorer.controls["unit"].value == 2
+    assert explorer.figure.axes[1].get_title() == "unit 2 over time"
+    assert viz.gate_explorer(trace, unit=np.int64(0)).controls["unit"].value == 0
+    with pytest.raises(ValueError, match=r"unit must be in 0\.\.3, got 4"):
+        viz.gate_explorer(trace, unit=4)
+    with pytest.raises(ValueError, match=r"unit must be in 0\.\.3, got -1"):
+        viz.gate_explorer(trace, unit=-1)
+    for bad in (1.0, True, "2"):
+        with pytest.raises(TypeError, match="unit must be an int"):
+            viz.gate_explorer(trace, unit=bad)
+
+
+def test_gate_explorer_labels_the_step_and_highlighted_words_in_long_sequences():
+    T = 150  # past 100 steps only every other step gets a label
+    tokens = ["the", "dog"] + [f"w{t}" for t in range(2, T)]
+    torch.manual_seed(0)
+    trace = GRU(3, 4, batch_first=True).gate_trace(torch.randn(1, T, 3))
+
+    def labels(explorer):
+        ticks = explorer.figure.axes[1].get_xticklabels()  # the unit's lines, labelled below
+        return {t.get_text(): t.get_fontweight() for t in ticks}
+
+    plain = viz.gate_explorer(trace, tokens=tokens)
+    assert "the" in labels(plain) and "dog" not in labels(plain), "expected every other label"
+    explorer = viz.gate_explorer(trace, tokens=tokens, highlight="dog")
+    explorer.update(step=75)
+    shown = labels(explorer)
+    assert shown["dog"] == "bold" and shown["w75"] == "bold", "the step and 'dog' must be named"
+    assert shown["w74"] == "normal" and "w73" not in shown
+    assert viz.gate_explorer(trace, tokens=tokens, highlight=["dog", "w3"]) is not None
+    with pytest.raises(ValueError, match=r"highlight words \['cat'\] are not among the tokens"):
+        viz.gate_explorer(trace, tokens=tokens, highlight=("dog", "cat"))
+    with pytest.raises(ValueError, match="highlight needs token labels"):
+        viz.gate_explorer(trace, highlight="dog")
+    with pytest.raises(TypeError, match="highlight must be a word or a list of words"):
+        viz.gate_explorer(trace, tokens=tokens, highlight=[1])
+
+
+def test_attention_explorer_names_the_row_and_the_most_attended_source():
+    S = 120
+    weights = torch.full((2, S), 0.1 / S)
+    weights[1, 41] = 0.9  # output step 1 looks at source position 41: odd, so thinned away
+    explorer = viz.attention_explorer(weights, [f"s{s}" for s in range(S)], ["x", "y"])
+    explorer.update(step=1)
+    ax_map, ax_row = explorer.figure.axes[:2]
+    row_labels = {t.get_text(): t.get_fontweight() for t in ax_row.get_xticklabels()}
+    assert row_labels["s41"] == "bold" and "s43" not in row_labels
+    assert {t.get_text(): t.get_fontweight() for t in ax_map.get_yticklabels()}["y"] == "bold"
 
 
 def test_gate_explorer_for_a_gru_trace_and_a_model():
