@@ -11,7 +11,12 @@ and hidden size H (input size = H, T = 100 steps) it
    which other programs on the machine barely disturb, otherwise wall time;
 3. measures memory for forward+backward: on the GPU the peak allocated memory; on the CPU, where
    PyTorch keeps no allocator statistics, the bytes the autograd graph keeps for the backward pass
-   (``saved_tensors_hooks``, each storage counted once) plus the outputs: what grows with T.
+   (``saved_tensors_hooks``, each storage counted once) plus the outputs: what grows with T;
+4. times the matrix products of one forward alone, through torch's own matmul (the "matmul
+   floor", as a fraction of torch.nn's whole forward): no eager layer built on torch's matmul
+   can have a forward ratio below it;
+5. on a GPU, also times ``course_lib.fast.graphed`` (CUDA graphs of the same layer) against
+   cuDNN, and how long recording the graphs took.
 
 PeepholeLSTM is compared with nn.LSTM: PyTorch has no peephole layer, so the ratio shows what the
 three extra element-wise terms cost. Results are printed as a Markdown table of ratios
@@ -30,6 +35,7 @@ import time
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils import benchmark
 
 from course_lib import layers
@@ -60,6 +66,18 @@ def forward(layer: nn.Module, x: torch.Tensor) -> None:
 def forward_backward(layer: nn.Module, x: torch.Tensor) -> None:
     output, _ = layer(x)
     output.sum().backward()
+
+
+def matmuls_only(layer: nn.Module, x: torch.Tensor) -> None:
+    """The matrix products of one forward and nothing else: the hoisted input projection and
+    one recurrent product per step. An eager layer built on torch's matmul cannot be faster."""
+    w = layer.weights(0)
+    with torch.no_grad():
+        x_proj = F.linear(x, w.weight_ih, w.bias_ih)  # (T, B, G*H)
+        h = x.new_zeros(x.shape[1], layer.hidden_size)
+        weight_hh_t = w.weight_hh.T
+        for x_t in x_proj.unbind(0):
+            torch.addmm(x_t, h, weight_hh_t)
 
 
 def check_equal(ours: nn.Module, reference: nn.Module, x: torch.Tensor) -> None:
@@ -153,6 +171,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     t_ref * 1e3,
                     ratio,
                 )
+            floor = median_seconds(matmuls_only, ours, x, args.min_run_time)
+            row["matmul floor"] = floor * 1e3 / row["fwd torch ms"]
             if device.type == "cuda":
                 row.update(graphed_times(ours, reference, x, args))
             x_grad = x.detach().clone().requires_grad_(True)
@@ -187,7 +207,8 @@ def _synchronised(fn):
 
 
 COLUMNS = ["kind", "threads", "B", "H", "fwd ours ms", "fwd torch ms", "fwd ratio",
-           "fwd+bwd ours ms", "fwd+bwd torch ms", "fwd+bwd ratio", "memory ratio"]  # fmt: skip
+           "fwd+bwd ours ms", "fwd+bwd torch ms", "fwd+bwd ratio", "memory ratio",
+           "matmul floor"]  # fmt: skip
 
 
 GRAPHED_COLUMNS = ["graphed fwd ratio", "graphed fwd+bwd ratio", "record fwd+bwd s"]
