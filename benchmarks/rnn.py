@@ -15,8 +15,9 @@ and hidden size H (input size = H, T = 100 steps) it
 4. times the matrix products of one forward alone, through torch's own matmul (the "matmul
    floor", as a fraction of torch.nn's whole forward): no eager layer built on torch's matmul
    can have a forward ratio below it;
-5. on a GPU, also times ``course_lib.fast.graphed`` (CUDA graphs of the same layer) against
-   cuDNN, and how long recording the graphs took.
+5. times the opt-in fast path of the device against torch.nn: on the CPU ``course_lib.fused``
+   (the LSTMs' gate math compiled in C), on a GPU ``course_lib.fast.graphed`` (CUDA graphs of the
+   same layer) and how long recording the graphs took.
 
 PeepholeLSTM is compared with nn.LSTM: PyTorch has no peephole layer, so the ratio shows what the
 three extra element-wise terms cost. Results are printed as a Markdown table of ratios
@@ -40,6 +41,7 @@ from torch.utils import benchmark
 
 from course_lib import layers
 from course_lib.fast import graphed
+from course_lib.fused import fused
 
 KINDS = {
     "RNN": (layers.RNN, nn.RNN),
@@ -175,11 +177,29 @@ def run(args: argparse.Namespace) -> list[dict]:
             row["matmul floor"] = floor * 1e3 / row["fwd torch ms"]
             if device.type == "cuda":
                 row.update(graphed_times(ours, reference, x, args))
+            else:
+                row.update(fused_times(ours, reference, x, args))
             x_grad = x.detach().clone().requires_grad_(True)
             row["memory ratio"] = training_memory(ours, x_grad) / training_memory(reference, x_grad)
             rows.append(row)
             print(format_row(row, columns(device)), flush=True)
     return rows
+
+
+def fused_times(ours, reference, x, args) -> dict:
+    """course_lib.fused (the LSTMs' gate math compiled) against torch.nn, on the CPU."""
+    if not isinstance(ours, layers.LSTM):
+        return dict.fromkeys(FUSED_COLUMNS, "–")
+    fast = fused(ours)
+    row = {}
+    for mode, fn, needs_grad in (("fwd", forward, False), ("fwd+bwd", forward_backward, True)):
+        x_mode = x.detach().clone().requires_grad_(needs_grad)
+        _, _, row[f"fused {mode} ratio"] = interleaved_ratio(
+            fn, fast, reference, x_mode, args.rounds, args.min_run_time
+        )
+    x_grad = x.detach().clone().requires_grad_(True)
+    row["fused memory ratio"] = training_memory(fast, x_grad) / training_memory(reference, x_grad)
+    return row
 
 
 def graphed_times(ours, reference, x, args) -> dict:
@@ -214,9 +234,12 @@ COLUMNS = ["kind", "threads", "B", "H", "fwd ours ms", "fwd torch ms", "fwd rati
 GRAPHED_COLUMNS = ["graphed fwd ratio", "graphed fwd+bwd ratio", "record fwd+bwd s"]
 
 
+FUSED_COLUMNS = ["fused fwd ratio", "fused fwd+bwd ratio", "fused memory ratio"]
+
+
 def columns(device: torch.device) -> list[str]:
-    """The table's columns; on a GPU also course_lib.fast.graphed against cuDNN."""
-    return COLUMNS + GRAPHED_COLUMNS if device.type == "cuda" else COLUMNS
+    """The table's columns, and the opt-in fast path of the device: fused (CPU) or graphed (GPU)."""
+    return COLUMNS + (GRAPHED_COLUMNS if device.type == "cuda" else FUSED_COLUMNS)
 
 
 def format_row(row: dict, names: list[str]) -> str:
