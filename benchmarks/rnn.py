@@ -32,6 +32,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
@@ -41,7 +42,7 @@ from torch.utils import benchmark
 
 from course_lib import layers
 from course_lib.fast import graphed
-from course_lib.fused import fused
+from course_lib.fused import fused, kernels
 
 KINDS = {
     "RNN": (layers.RNN, nn.RNN),
@@ -247,6 +248,23 @@ def format_row(row: dict, names: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def fused_build_seconds() -> float:
+    """Compile course_lib.fused's kernel from scratch, in a throwaway cache; its wall time."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["XDG_CACHE_HOME"] = scratch
+        kernels.cache_clear()
+        start = time.perf_counter()
+        kernels(torch.float32)
+        seconds = time.perf_counter() - start
+    if saved is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+    kernels.cache_clear()  # later calls load the usual cached build
+    return seconds
+
+
 def header(args: argparse.Namespace) -> str:
     device = torch.device(args.device)
     name = (
@@ -254,9 +272,13 @@ def header(args: argparse.Namespace) -> str:
         if device.type == "cuda"
         else platform.processor() or platform.machine()
     )
+    build = (
+        "" if device.type == "cuda" else f"; fused kernel compiled in {fused_build_seconds():.2f} s"
+    )
     lines = [
         f"Machine: {name}, {os.cpu_count()} logical CPUs; torch {torch.__version__}; "
-        f"device {device}; T={args.steps}; rounds={args.rounds}; {time.strftime('%Y-%m-%d')}",
+        f"device {device}; T={args.steps}; rounds={args.rounds}; {time.strftime('%Y-%m-%d')}"
+        f"{build}",
         "",
         "| " + " | ".join(columns(device)) + " |",
         "|" + "---|" * len(columns(device)),
