@@ -55,30 +55,43 @@ def _cache_dir() -> Path:
     return Path(base) / "course_lib"
 
 
-@functools.cache
-def kernels(dtype: torch.dtype = torch.float32) -> ctypes.CDLL:
-    """Compile (once per machine) and load ``lstm_gates.c`` for ``dtype``."""
-    compiler = os.environ.get("CC", "cc")
-    flags = ["-O3", "-ffast-math", "-fopenmp-simd", "-shared", "-fPIC", f"-DREAL={C_TYPES[dtype]}"]
-    flags += _arch_flags()
+def _build(compiler: str, flags: list[str]) -> Path:
+    """The shared library for these flags: from the cache, or compiled now and cached."""
     key = hashlib.sha256(SOURCE.read_bytes() + " ".join([compiler, *flags]).encode()).hexdigest()
-    library = _cache_dir() / f"lstm_gates_{C_TYPES[dtype]}_{key[:16]}.so"
+    library = _cache_dir() / f"lstm_gates_{key[:16]}.so"
     if not library.exists():
         library.parent.mkdir(parents=True, exist_ok=True)
         # Build under a temporary name, then rename: parallel test workers never see half a file.
         with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
             built = Path(scratch) / library.name
             command = [compiler, *flags, "-o", str(built), str(SOURCE), "-lm"]
-            try:
-                subprocess.run(command, check=True, capture_output=True, text=True)
-            except (OSError, subprocess.CalledProcessError) as error:
-                details = getattr(error, "stderr", "") or str(error)
-                raise RuntimeError(
-                    f"course_lib.fused needs a C compiler ({compiler}; set CC to choose another) "
-                    f"to build {SOURCE.name}, and the build failed:\n{details}\n"
-                    "The plain course_lib.layers.LSTM computes the same without one."
-                ) from error
+            subprocess.run(command, check=True, capture_output=True, text=True)
             os.replace(built, library)
+    return library
+
+
+@functools.cache
+def kernels(dtype: torch.dtype = torch.float32) -> ctypes.CDLL:
+    """Compile (once per machine) and load ``lstm_gates.c`` for ``dtype``.
+
+    With this machine's vector instructions if the compiler knows them, else without.
+    """
+    compiler = os.environ.get("CC", "cc")
+    flags = ["-O3", "-ffast-math", "-fopenmp-simd", "-shared", "-fPIC", f"-DREAL={C_TYPES[dtype]}"]
+    error = None
+    for extra in dict.fromkeys((tuple(_arch_flags()), ())):  # each distinct choice, in order
+        try:
+            library = _build(compiler, flags + list(extra))
+            break
+        except (OSError, subprocess.CalledProcessError) as failure:
+            error = failure
+    else:
+        details = getattr(error, "stderr", "") or str(error)
+        raise RuntimeError(
+            f"course_lib.fused needs a C compiler ({compiler}; set CC to choose another) "
+            f"to build {SOURCE.name}, and the build failed:\n{details}\n"
+            "The plain course_lib.layers.LSTM computes the same without one."
+        ) from error
     lib = ctypes.CDLL(str(library))
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     lib.lstm_gates_forward.argtypes = [pointer] * 5 + [size] * 2
