@@ -11,8 +11,8 @@ over time, the hoisted input projection and one ``torch.addmm`` per step. They r
 element-wise part, forward and backward, by ``csrc/lstm_gates.c``: the same equations in one pass
 over the gates, compiled with the system's C compiler (``cc``, or ``$CC``) on first use, which
 takes well under a second, and cached in ``~/.cache/course_lib``. The backward pass is
-backpropagation through time by hand (the chapter 01 exercise, for the LSTM): per step the gate
-gradients in C and dL/dh_prev = dL/da W_hh with ``torch.mm``; the weight gradient W_hh comes at
+backpropagation through time by hand (chapter 01's exercise, extended to the LSTM): per step the
+gate gradients in C and dL/dh_prev = dL/da W_hh with ``torch.mm``; the gradient of W_hh comes at
 the end as one large matrix product.
 
 Where the kernel does not apply (a GPU, ``lengths=`` or a PackedSequence, full peephole matrices,
@@ -142,14 +142,16 @@ class LSTMRecurrence(torch.autograd.Function):
         # Every step's contribution to dL/dW_hh in one matrix product: sum_t d_gates_t^T h_{t-1}.
         h_prev = torch.cat([h0.unsqueeze(0), output[:-1]])  # (T, B, H)
         d_weight_hh = d_gates.flatten(0, 1).T @ h_prev.flatten(0, 1)  # (4H, H)
-        d_i, d_f, _, d_o = d_gates.split(H, dim=-1)  # each (T, B, H)
-        d_peepholes = torch.stack(
-            [
-                (d_i * cells[:-1]).sum((0, 1)),  # w_ci sees c_prev
-                (d_f * cells[:-1]).sum((0, 1)),  # w_cf sees c_prev
-                (d_o * cells[1:]).sum((0, 1)),  # w_co sees the new c
-            ]
-        )
+        d_peepholes = None  # a plain LSTM's zero peepholes need no gradient
+        if ctx.needs_input_grad[4]:
+            d_i, d_f, _, d_o = d_gates.split(H, dim=-1)  # each (T, B, H)
+            d_peepholes = torch.stack(
+                [
+                    (d_i * cells[:-1]).sum((0, 1)),  # w_ci sees c_prev
+                    (d_f * cells[:-1]).sum((0, 1)),  # w_cf sees c_prev
+                    (d_o * cells[1:]).sum((0, 1)),  # w_co sees the new c
+                ]
+            )
         return d_gates, dh, dc, d_weight_hh, d_peepholes
 
 
