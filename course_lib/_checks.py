@@ -59,6 +59,21 @@ def check_index(name: str, value: object, size: int) -> int:
     return index
 
 
+def check_token_ids(name: str, ids: object, vocab_size: int) -> Tensor:
+    """``ids`` must be a (B, T) integer tensor, T >= 1, with values in 0..vocab_size-1."""
+    check_tensor(name, ids)
+    if ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    if ids.dim() != 2 or ids.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (B, T) with T >= 1, got {tuple(ids.shape)}")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"{name} must hold ids in 0..{vocab_size - 1}, "
+            f"got min {int(ids.min())} and max {int(ids.max())}"
+        )
+    return ids
+
+
 def check_shape(name: str, value: Tensor, expected: tuple[int, ...]) -> None:
     """``value.shape`` must equal ``expected`` exactly."""
     if tuple(value.shape) != tuple(expected):

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib import layers
-from course_lib._checks import check_positive_int, check_tensor
+from course_lib._checks import check_positive_int, check_tensor, check_token_ids
 from course_lib.tasks import TaskData
 
 # The recurrent layer behind each `kind`. All four share torch.nn's interface.
@@ -100,20 +100,6 @@ def last_layer_state(h_n: Tensor, config: ModelConfig) -> Tensor:
     return torch.cat(last.unbind(0), dim=-1)  # (B, D*H)
 
 
-def _check_tokens(tokens: object, vocab_size: int) -> Tensor:
-    check_tensor("tokens", tokens)
-    if tokens.dtype != torch.long:
-        raise TypeError(f"tokens must be int64 token ids, got dtype {tokens.dtype}")
-    if tokens.dim() != 2:
-        raise ValueError(f"tokens must have shape (B, T), got {tuple(tokens.shape)}")
-    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
-        raise ValueError(
-            f"tokens must be ids in [0, {vocab_size}), got min {int(tokens.min())} "
-            f"and max {int(tokens.max())}"
-        )
-    return tokens
-
-
 class _TokenModel(nn.Module):
     """Embedding and recurrent layer, shared by the classifier and the tagger."""
 
@@ -129,7 +115,7 @@ class _TokenModel(nn.Module):
 
     def run(self, tokens: Tensor, lengths: object) -> tuple[Tensor, Tensor]:
         """The layer's ``output`` (B, T, D*H) and ``h_n`` (D*L, B, H)."""
-        x = self.embedding(_check_tokens(tokens, self.vocab_size))  # (B, T, E)
+        x = self.embedding(check_token_ids("tokens", tokens, self.vocab_size))  # (B, T, E)
         output, hidden = self.rnn(x, lengths=lengths)  # (B, T, D*H)
         h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # LSTMs return (h_n, c_n)
         return output, h_n

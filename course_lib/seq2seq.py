@@ -35,27 +35,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from course_lib._checks import check_lengths, check_tensor
+from course_lib._checks import check_lengths, check_tensor, check_token_ids
 from course_lib.attention import MultiHeadSelfAttention, lengths_to_mask, make_attention
 from course_lib.cells import LSTMCell
 from course_lib.layers import LSTM
 
 ATTENTION_KINDS = ("additive", "dot", "scaled", "general")
-
-
-def _check_ids(name: str, ids: object, vocab_size: int) -> Tensor:
-    """``ids`` must be a (B, T) integer tensor with values in 0..vocab_size-1."""
-    check_tensor(name, ids)
-    if ids.is_floating_point() or ids.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
-    if ids.dim() != 2 or ids.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (B, T) with T >= 1, got {tuple(ids.shape)}")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(
-            f"{name} must hold ids in 0..{vocab_size - 1}, "
-            f"got min {int(ids.min())} and max {int(ids.max())}"
-        )
-    return ids
 
 
 def _mask(lengths: object, ids: Tensor) -> Tensor | None:
@@ -109,7 +94,7 @@ class EncoderDecoder(nn.Module):
 
     def encode(self, source: Tensor, lengths: object = None):
         """source (B, S) -> encoder outputs (B, S, H), their mask (B, S) or None, and the state."""
-        _check_ids("source", source, self.vocab_size)
+        check_token_ids("source", source, self.vocab_size)
         mask = _mask(lengths, source)
         keys, (h_n, c_n) = self.encoder(self.source_embedding(source), lengths=lengths)  # (B, S, H)
         return keys, mask, (h_n[0], c_n[0])  # the decoder starts where the encoder stopped
@@ -141,7 +126,7 @@ class EncoderDecoder(nn.Module):
         decoder reads its own best guess."""
         if target is None:
             return self._run(source, lengths, self._steps(source, None), target=None)[0]
-        _check_ids("target", target, self.vocab_size)
+        check_token_ids("target", target, self.vocab_size)
         if target.shape[0] != source.shape[0]:
             raise ValueError(
                 f"target has batch size {target.shape[0]} but source has {source.shape[0]}"
@@ -210,7 +195,7 @@ class AttentiveReader(nn.Module):
 
     def read(self, inputs: Tensor, lengths: object = None) -> tuple[Tensor, Tensor]:
         """inputs (B, T) -> logits (B, C) and attention weights (B, T)."""
-        _check_ids("inputs", inputs, self.vocab_size)
+        check_token_ids("inputs", inputs, self.vocab_size)
         mask = _mask(lengths, inputs)
         keys, _ = self.encoder(self.embedding(inputs), lengths=lengths)  # (B, T, D*H)
         query = self.query.expand(inputs.shape[0], -1)  # (B, D*H)
@@ -252,7 +237,7 @@ class SelfAttentionClassifier(nn.Module):
 
     def read(self, inputs: Tensor, lengths: object = None) -> tuple[Tensor, Tensor]:
         """inputs (B, T) -> logits (B, C) and self-attention weights (B, heads, T, T)."""
-        _check_ids("inputs", inputs, self.vocab_size)
+        check_token_ids("inputs", inputs, self.vocab_size)
         B, T = inputs.shape
         if T > self.max_len:
             raise ValueError(
