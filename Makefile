@@ -51,7 +51,7 @@ format: setup
 
 # Regenerate exercises/ from solutions/ (never overwrites a notebook a learner changed).
 exercises: setup
-	$(BIN)/python -m course_lib.exercises $(ARGS)
+	$(BIN)/python -m course_lib.instructor.generate $(ARGS)
 
 # Re-execute the lectures in place, so they are committed with their outputs. On the CPU, so the
 # committed outputs do not depend on the machine; no widget state or timing metadata is stored,
@@ -66,9 +66,9 @@ execute: setup
 		$(or $(NB),notebooks/*.ipynb)
 
 # Grade one notebook or a folder: make grade NB=exercises/02_lstm.ipynb (default: exercises/).
-# course_lib.grade runs pytest --nbval-lax with the grading plugin and prints points per exercise.
+# course_lib.instructor.grade runs pytest --nbval-lax with the grading plugin and prints points per exercise.
 grade: setup
-	$(BIN)/python -m course_lib.grade $(or $(NB),exercises) $(PYTEST_ARGS)
+	$(BIN)/python -m course_lib.instructor.grade $(or $(NB),exercises) $(PYTEST_ARGS)
 
 benchmark: setup
 	$(BIN)/python -m benchmarks.rnn $(ARGS)

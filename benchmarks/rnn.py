@@ -15,8 +15,8 @@ and hidden size H (input size = H, T = 100 steps) it
 4. times the matrix products of one forward alone, through torch's own matmul (the "matmul
    floor", as a fraction of torch.nn's whole forward): no eager layer built on torch's matmul
    can have a forward ratio below it;
-5. times the opt-in fast path of the device against torch.nn: on the CPU ``course_lib.fused``
-   (the LSTMs' gate math compiled in C), on a GPU ``course_lib.fast.graphed`` (CUDA graphs of the
+5. times the opt-in fast path of the device against torch.nn: on the CPU ``course_lib.speed.fused``
+   (the LSTMs' gate math compiled in C), on a GPU ``course_lib.speed.graphed.graphed`` (CUDA graphs of the
    same layer) and how long recording the graphs took.
 
 PeepholeLSTM is compared with nn.LSTM: PyTorch has no peephole layer, so the ratio shows what the
@@ -41,8 +41,8 @@ from torch.nn import functional as F
 from torch.utils import benchmark
 
 from course_lib import layers
-from course_lib.fast import graphed
-from course_lib.fused import fused, kernels
+from course_lib.speed.graphed import graphed
+from course_lib.speed.fused import fused, kernels
 
 KINDS = {
     "RNN": (layers.RNN, nn.RNN),
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def fused_times(ours, reference, x, args) -> dict:
-    """course_lib.fused (the LSTMs' gate math compiled) against torch.nn, on the CPU."""
+    """course_lib.speed.fused (the LSTMs' gate math compiled) against torch.nn, on the CPU."""
     if not isinstance(ours, layers.LSTM):
         return dict.fromkeys(FUSED_COLUMNS, "–")
     fast = fused(ours)
@@ -204,7 +204,7 @@ def fused_times(ours, reference, x, args) -> dict:
 
 
 def graphed_times(ours, reference, x, args) -> dict:
-    """course_lib.fast.graphed (CUDA graphs of our layer) against cuDNN, and the recording time."""
+    """course_lib.speed.graphed.graphed (CUDA graphs of our layer) against cuDNN, and the recording time."""
     row = {}
     for mode, fn, needs_grad in (("fwd", forward, False), ("fwd+bwd", forward_backward, True)):
         x_mode = x.detach().clone().requires_grad_(needs_grad)
@@ -249,7 +249,7 @@ def format_row(row: dict, names: list[str]) -> str:
 
 
 def fused_build_seconds() -> float:
-    """Compile course_lib.fused's kernel from scratch, in a throwaway cache; its wall time."""
+    """Compile course_lib.speed.fused's kernel from scratch, in a throwaway cache; its wall time."""
     saved = os.environ.get("XDG_CACHE_HOME")
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["XDG_CACHE_HOME"] = scratch

@@ -45,7 +45,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_lib._checks import check_float_like, check_lengths, check_tensor
+from course_lib._validate import check_float_like, check_lengths, check_tensor
 
 # -- the three steps of equation (1), as functions ---------------------------------------------
 

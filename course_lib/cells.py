@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_lib._checks import check_float_like, check_positive_int, check_shape, check_tensor
+from course_lib._validate import check_float_like, check_positive_int, check_shape, check_tensor
 
 # ---------------------------------------------------------------------------------------------
 # The gate math, shared by cells and layers. ``gates`` is the pre-activation of all gates at once:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from course_lib._checks import (
+from course_lib._validate import (
     check_float_like,
     check_lengths,
     check_positive_int,

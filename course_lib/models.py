@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib import layers
-from course_lib._checks import check_positive_int, check_tensor, check_token_ids
+from course_lib._validate import check_positive_int, check_tensor, check_token_ids
 from course_lib.tasks import TaskData
 
 # The recurrent layer behind each `kind`. All four share torch.nn's interface.

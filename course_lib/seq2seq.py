@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from course_lib._checks import check_lengths, check_tensor, check_token_ids
+from course_lib._validate import check_lengths, check_tensor, check_token_ids
 from course_lib.attention import MultiHeadSelfAttention, lengths_to_mask, make_attention
 from course_lib.cells import LSTMCell
 from course_lib.layers import LSTM

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from course_lib._checks import check_positive_int
+from course_lib._validate import check_positive_int
 from course_lib.device import get_device
 from course_lib.models import SequenceClassifier
 from course_lib.tasks import IGNORE_INDEX, TaskData

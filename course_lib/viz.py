@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from course_lib._checks import check_index, check_lengths
+from course_lib._validate import check_index, check_lengths
 
 # One colour per gate name, the same in every panel and every plot.
 GATE_COLORS = {

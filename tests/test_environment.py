@@ -156,7 +156,7 @@ def test_pyproject_package_settings():
     assert SpecifierSet(project["requires-python"]) == SpecifierSet(">=3.11")
     assert pyproject["tool"]["setuptools"]["packages"]["find"]["include"] == ["course_lib*"]
     plugins = project["entry-points"]["pytest11"]
-    assert plugins == {"course_grading": "course_lib.grading_plugin"}
+    assert plugins == {"course_grading": "course_lib.instructor.plugin"}
     pytest_options = pyproject["tool"]["pytest"]["ini_options"]
     assert pytest_options["testpaths"] == ["tests"]
     markers = {marker.split(":")[0] for marker in pytest_options["markers"]}

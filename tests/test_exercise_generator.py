@@ -1,4 +1,4 @@
-"""The exercise generator: solutions/ -> exercises/ (course_lib.exercises).
+"""The exercise generator: solutions/ -> exercises/ (course_lib.instructor.generate).
 
 The synthetic tests build small solution notebooks in tmp_path. The last tests check the
 course itself: every committed exercise notebook is exactly what its solution generates.
@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_lib import exercises
-from course_lib.exercises import (
+from course_lib.instructor import generate as exercises
+from course_lib.instructor.generate import (
     HASH_KEY,
     METADATA_KEY,
     MarkerError,
@@ -292,11 +292,11 @@ def test_committed_exercise_is_in_sync_with_its_solution(solution, tmp_path):
     generate(solution.parent, tmp_path)
     committed = REPO / "exercises" / solution.name
     assert committed.exists(), (
-        f"exercises/{solution.name} is missing: run `python -m course_lib.exercises`"
+        f"exercises/{solution.name} is missing: run `python -m course_lib.instructor.generate`"
     )
     assert committed.read_bytes() == (tmp_path / solution.name).read_bytes(), (
         f"exercises/{solution.name} differs from what solutions/{solution.name} generates: "
-        "run `python -m course_lib.exercises` (never edit exercises/ by hand)"
+        "run `python -m course_lib.instructor.generate` (never edit exercises/ by hand)"
     )
 
 

@@ -5,7 +5,7 @@
   each with ``NotImplementedError``: no other cell calls an exercise's function, and no later cell
   depends on an exercise's result;
 * every test cell in ``solutions/`` carries both tags and a title comment, calls a check from
-  ``course_lib.grading``, and is numbered in order within its chapter.
+  ``course_lib.checks``, and is numbered in order within its chapter.
 
 The first two run notebooks in kernels (a few seconds each); the last is static.
 """
@@ -24,8 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import grading
-from course_lib.exercises import BEGIN_HIDDEN, BEGIN_SOLUTION, failing_cells
+from course_lib import checks as grading
+from course_lib.instructor.generate import BEGIN_HIDDEN, BEGIN_SOLUTION, failing_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -159,7 +159,7 @@ def solution_grades(tmp_path_factory) -> tuple[subprocess.CompletedProcess, list
     installed = any(ep.name == "course_grading" for ep in entry_points(group="pytest11"))
     command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env"]
     command += ["-p", "no:cacheprovider", "--grade-csv", str(csv_path), "-q"]
-    command += [] if installed else ["-p", "course_lib.grading_plugin"]
+    command += [] if installed else ["-p", "course_lib.instructor.plugin"]
     command += [str(path.relative_to(ROOT)) for path in SOLUTIONS]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     rows = []
@@ -194,7 +194,7 @@ def test_solution_passes_nbval_with_full_marks(path, solution_grades):
 @pytest.mark.parametrize("path", PARAMS)
 def test_blank_exercise_fails_only_at_its_test_cells(path):
     exercise = ROOT / "exercises" / path.name
-    assert exercise.exists(), f"{exercise} is missing; run `python -m course_lib.exercises`"
+    assert exercise.exists(), f"{exercise} is missing; run `python -m course_lib.instructor.generate`"
     expected = [(index, "NotImplementedError") for index, _ in graded_cells(read(exercise))]
     assert expected, f"{exercise.name} has no test cells"
     got = [(error.index, error.ename) for error in failing_cells(exercise, timeout=60)]

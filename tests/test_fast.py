@@ -1,11 +1,11 @@
-"""course_lib.fast.graphed: CUDA-graph replay of a layer gives what the layer itself gives."""
+"""course_lib.speed.graphed.graphed: CUDA-graph replay of a layer gives what the layer itself gives."""
 
 import copy
 
 import pytest
 import torch
 
-from course_lib.fast import graphed
+from course_lib.speed.graphed import graphed
 from course_lib.layers import GRU, LSTM, RNN, PeepholeLSTM
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

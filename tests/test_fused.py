@@ -1,12 +1,12 @@
-"""course_lib.fused: the LSTM layers with their gate math in compiled C give the usual results."""
+"""course_lib.speed.fused: the LSTM layers with their gate math in compiled C give the usual results."""
 
 import itertools
 
 import pytest
 import torch
 
-from course_lib import fused as fused_module
-from course_lib.fused import FusedLSTM, FusedPeepholeLSTM, LSTMRecurrence, fused
+from course_lib.speed import fused as fused_module
+from course_lib.speed.fused import FusedLSTM, FusedPeepholeLSTM, LSTMRecurrence, fused
 from course_lib.layers import GRU, LSTM, PeepholeLSTM
 
 I, H, T, B = 5, 6, 7, 4

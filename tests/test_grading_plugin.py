@@ -1,8 +1,8 @@
-"""The grading plugin (course_lib.grading_plugin) and its command (course_lib.grade).
+"""The grading plugin (course_lib.instructor.plugin) and its command (course_lib.instructor.grade).
 
 Small synthetic notebooks are graded by pytest in a subprocess, as a learner or an instructor
 would run it: one batch of three learners in two xdist workers (a failing test, an endless
-loop, a kernel crash), one notebook through ``python -m course_lib.grade``, and a lecture run
+loop, a kernel crash), one notebook through ``python -m course_lib.instructor.grade``, and a lecture run
 where no table must appear. The cell timeout is a few seconds to keep this quick.
 """
 
@@ -21,9 +21,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_lib import grading_plugin
-from course_lib.grade import plugin_args
-from course_lib.grading_plugin import graded_cell
+from course_lib.instructor import plugin as grading_plugin
+from course_lib.instructor.grade import plugin_args
+from course_lib.instructor.plugin import graded_cell
 
 REPO = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = 5  # seconds, for the endless loop
@@ -224,7 +224,7 @@ def test_grade_command_on_one_notebook(tmp_path):
     write_notebook(notebook, [new_code_cell("x = 1"), graded_test_cell(ADD, "add", 2)])
     before = digest(notebook)
     result = run_pytest(
-        tmp_path, "exercises/01_basics.ipynb", "--csv", "out.csv", module="course_lib.grade"
+        tmp_path, "exercises/01_basics.ipynb", "--csv", "out.csv", module="course_lib.instructor.grade"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cell timeout 60 s" in result.stdout

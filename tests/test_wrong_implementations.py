@@ -1,4 +1,4 @@
-"""course_lib.grading: right answers pass its checks, wrong ones fail with the right hint.
+"""course_lib.checks: right answers pass its checks, wrong ones fail with the right hint.
 
 The right answers are the solution notebooks' own code: every code cell that is not a test cell
 is executed (imports, then each exercise's complete function), and each test cell's first call,
@@ -18,8 +18,8 @@ import pytest
 import torch
 from wrong_implementations import WRONG
 
-from course_lib import grading
-from course_lib.grading import ch01_rnn, ch05_bidirectional
+from course_lib import checks as grading
+from course_lib.checks import ch01_rnn, ch05_bidirectional
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))

@@ -4,7 +4,7 @@
 function with an AssertionError whose message contains ``hint``, the part of the message that
 names the mistake. The exercise ids are the ``exercise:ID`` tags of the solution notebooks.
 
-These are written independently of the known-mistake variants inside ``course_lib.grading``
+These are written independently of the known-mistake variants inside ``course_lib.checks``
 (different code, same bug), so the tests show that a check recognises the mistake and not just
 its own copy of it. A few entries test the generic paths: an error raised by the learner's
 code, a wrong dtype, a missing return, a detached result, an input changed in place, and a

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from course_lib.grading.core import (
+from course_lib.checks.core import (
     ACTIVATIONS,
     cell_cases,
     compare,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from course_lib._checks import check_float_like, check_positive_int, check_shape, check_tensor
+from course_lib._validate import check_float_like, check_positive_int, check_shape, check_tensor
 
 
 class _Forward(nn.Module):

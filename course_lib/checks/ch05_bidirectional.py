@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from course_lib.grading.core import Case, compare, keeps_rng, randn
+from course_lib.checks.core import Case, compare, keeps_rng, randn
 from course_lib.layers import GRU, reverse_time
 
 

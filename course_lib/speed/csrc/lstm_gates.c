@@ -1,6 +1,6 @@
 /* The element-wise gate math of one LSTM step, forward and backward, fused into one loop.
  *
- * course_lib.fused compiles this file with the system's C compiler and calls it through ctypes
+ * course_lib.speed.fused compiles this file with the system's C compiler and calls it through ctypes
  * once per time step, after the step's matrix product (torch.addmm). It is the math of
  * course_lib.cells.lstm_pointwise and peephole_pointwise, written as one pass over the gates
  * instead of about ten separate PyTorch kernels:

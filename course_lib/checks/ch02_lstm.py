@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from course_lib.cells import init_forget_bias
-from course_lib.grading.core import (
+from course_lib.checks.core import (
     ACTIVATIONS,
     Mistake,
     cell_cases,

@@ -43,20 +43,20 @@ check                           the learner's function                          
 ``check_attention``             ``scaled_dot_attention(query, keys, values, mask)``    6.3
 ==============================  =====================================================  =========
 
-The shared machinery is in :mod:`course_lib.grading.core`, the checks of each chapter in their
+The shared machinery is in :mod:`course_lib.checks.core`, the checks of each chapter in their
 own module (``ch01_rnn`` ... ``ch06_attention``).
 """
 
-from course_lib.grading.ch01_rnn import check_rnn_backward, check_rnn_forward, check_rnn_step
-from course_lib.grading.ch02_lstm import check_forget_bias, check_half_life, check_lstm_step
-from course_lib.grading.ch03_gru import check_count_parameters, check_gru_step
-from course_lib.grading.ch04_peephole import check_peephole_count, check_peephole_step
-from course_lib.grading.ch05_bidirectional import (
+from course_lib.checks.ch01_rnn import check_rnn_backward, check_rnn_forward, check_rnn_step
+from course_lib.checks.ch02_lstm import check_forget_bias, check_half_life, check_lstm_step
+from course_lib.checks.ch03_gru import check_count_parameters, check_gru_step
+from course_lib.checks.ch04_peephole import check_peephole_count, check_peephole_step
+from course_lib.checks.ch05_bidirectional import (
     check_bidirectional,
     check_final_states,
     check_reverse_within_lengths,
 )
-from course_lib.grading.ch06_attention import (
+from course_lib.checks.ch06_attention import (
     check_additive_scores,
     check_attention,
     check_masked_softmax,

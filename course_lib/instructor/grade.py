@@ -2,15 +2,15 @@
 
 ::
 
-    python -m course_lib.grade exercises/02_lstm.ipynb
-    python -m course_lib.grade submissions/ --csv grades.csv --junit grades.xml -n 2
-    python -m course_lib.grade exercises/ -q -x              # other options go to pytest
+    python -m course_lib.instructor.grade exercises/02_lstm.ipynb
+    python -m course_lib.instructor.grade submissions/ --csv grades.csv --junit grades.xml -n 2
+    python -m course_lib.instructor.grade exercises/ -q -x              # other options go to pytest
 
 It runs pytest with nbval on the given notebooks and folders (searched recursively), in the
 Python environment of this command (``--nbval-current-env``), with a cell timeout
 (``--timeout``, default 60 s), and, when there is more than one notebook, in ``-n`` parallel
 workers with ``--dist loadscope`` so that each notebook's cells share one worker and one kernel.
-The grading plugin (``course_lib.grading_plugin``) prints the score table and writes the CSV.
+The grading plugin (``course_lib.instructor.plugin``) prints the score table and writes the CSV.
 The exit code is pytest's: 0 when every cell passed, 1 when some failed.
 """
 
@@ -23,13 +23,13 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from course_lib.grading_plugin import DEFAULT_CELL_TIMEOUT
+from course_lib.instructor.plugin import DEFAULT_CELL_TIMEOUT
 
 ENTRY_POINT = "course_grading"
 
 
 def plugin_args() -> list[str]:
-    """``-p course_lib.grading_plugin`` when pytest will not load the plugin by itself.
+    """``-p course_lib.instructor.plugin`` when pytest will not load the plugin by itself.
 
     pytest loads it through the ``pytest11`` entry point once course_lib is installed
     (``pip install -e .``); naming it again would register it twice.
@@ -37,7 +37,7 @@ def plugin_args() -> list[str]:
     installed = any(ep.name == ENTRY_POINT for ep in entry_points(group="pytest11"))
     if installed and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         return []
-    return ["-p", "course_lib.grading_plugin"]
+    return ["-p", "course_lib.instructor.plugin"]
 
 
 def count_notebooks(paths: list[str]) -> int:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.grade",
+        prog="python -m course_lib.instructor.grade",
         description="Run exercise notebooks with nbval and print the points per exercise.",
         epilog="Other options, and everything after --, go to pytest unchanged.",
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 
 from course_lib.cells import PeepholeLSTMCell, peephole_pointwise
-from course_lib.grading.core import cell_cases, compare, keeps_rng, randn
+from course_lib.checks.core import cell_cases, compare, keeps_rng, randn
 
 
 def _peephole_reference(

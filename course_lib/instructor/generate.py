@@ -38,10 +38,10 @@ generator and is protected the same way.
 
 Command line::
 
-    python -m course_lib.exercises                 # solutions/ -> exercises/
-    python -m course_lib.exercises --force         # overwrite even edited exercise notebooks
-    python -m course_lib.exercises --check         # exit 1 if exercises/ is out of date (CI)
-    python -m course_lib.exercises SRC DST         # other folders
+    python -m course_lib.instructor.generate                 # solutions/ -> exercises/
+    python -m course_lib.instructor.generate --force         # overwrite even edited exercise notebooks
+    python -m course_lib.instructor.generate --check         # exit 1 if exercises/ is out of date (CI)
+    python -m course_lib.instructor.generate SRC DST         # other folders
 
 ``failing_cells`` runs a notebook with nbclient, continuing past errors, and lists the cells that
 raised: the check that a blank exercise fails only at its test cells, with NotImplementedError.
@@ -307,7 +307,7 @@ def failing_cells(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.exercises",
+        prog="python -m course_lib.instructor.generate",
         description="Generate exercises/ from solutions/: solutions stubbed, hidden tests removed.",
     )
     parser.add_argument(
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         if problems:
             print(
-                f"{args.dst} is out of date: run `python -m course_lib.exercises`", file=sys.stderr
+                f"{args.dst} is out of date: run `python -m course_lib.instructor.generate`", file=sys.stderr
             )
             return 1
         print(f"{args.dst} is in sync with {args.src}")

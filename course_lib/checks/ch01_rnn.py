@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from course_lib.grading.core import compare, keeps_rng, randn, steps_phrase
+from course_lib.checks.core import compare, keeps_rng, randn, steps_phrase
 
 
 def _rnn_reference(x, h_prev, W_ih, W_hh, b):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from course_lib import attention
-from course_lib.grading.core import Case, compare, keeps_rng, randn
+from course_lib.checks.core import Case, compare, keeps_rng, randn
 
 
 def _additive_reference(query, keys, W_q, W_k, b, v):

@@ -32,7 +32,7 @@ What it adds, only when nbval is active (``--nbval`` or ``--nbval-lax``):
   notebook is skipped as not run, and the other notebooks are graded as usual.
 
 The plugin never writes to a notebook. It is registered through the ``pytest11`` entry point
-``course_grading`` in ``pyproject.toml``; ``python -m course_lib.grade`` is the short command.
+``course_grading`` in ``pyproject.toml``; ``python -m course_lib.instructor.grade`` is the short command.
 """
 
 from __future__ import annotations

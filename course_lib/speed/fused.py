@@ -88,7 +88,7 @@ def kernels(dtype: torch.dtype = torch.float32) -> ctypes.CDLL:
     else:
         details = getattr(error, "stderr", "") or str(error)
         raise RuntimeError(
-            f"course_lib.fused needs a C compiler ({compiler}; set CC to choose another) "
+            f"course_lib.speed.fused needs a C compiler ({compiler}; set CC to choose another) "
             f"to build {SOURCE.name}, and the build failed:\n{details}\n"
             "The plain course_lib.layers.LSTM computes the same without one."
         ) from error
