@@ -157,11 +157,14 @@ def _history_series(history: object) -> tuple[dict[str, tuple], dict[str, tuple]
     )
 
 
-def plot_history(history: object, title: str = "Training history") -> Figure:
+def plot_history(
+    history: object, title: str = "Training history", chance: float | None = None
+) -> Figure:
     """Training loss (left) and validation score (right) against the training step.
 
     ``history`` is a :class:`course_lib.training.History`, a dict of lists (keys with "loss" go
     left), or a dict ``{name: history}`` to compare runs (one line per run, with a legend).
+    ``chance`` draws the task's chance level on the score panel; an accuracy panel starts at 0.
     """
     is_many = (
         isinstance(history, Mapping)
@@ -169,7 +172,7 @@ def plot_history(history: object, title: str = "Training history") -> Figure:
         and all(hasattr(h, "loss") or isinstance(h, Mapping) for h in history.values())
     )
     runs = {str(k): v for k, v in history.items()} if is_many else {"": history}
-    fig = _figure(10, 3.6)
+    fig = _figure(11 if is_many else 10, 3.6)
     ax_loss, ax_score = fig.subplots(1, 2)
     metric = "score"
     for run, item in runs.items():
@@ -183,9 +186,16 @@ def plot_history(history: object, title: str = "Training history") -> Figure:
             ax_score.plot(x, y, marker="o", markersize=3, label=label)
     ax_loss.set(title="training loss (running mean)", xlabel="training step", ylabel="loss")
     ax_score.set(title=f"validation {metric}", xlabel="training step", ylabel=metric)
-    for ax in (ax_loss, ax_score):
+    if chance is not None:
+        ax_score.axhline(
+            chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})"
+        )
+    if metric == "accuracy":
+        ax_score.set_ylim(0, 1.05)
+    # Legends beside the panels (the score panel's names both panels' runs), never over a curve.
+    for ax in (ax_loss, ax_score) if not is_many else (ax_score,):
         if ax.lines:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title)
     return fig
 
@@ -209,7 +219,7 @@ def plot_accuracy_by_distance(
     """
     if not isinstance(results, Mapping) or not results:
         raise TypeError("results must be a non-empty dict: name -> (distances, accuracies)")
-    fig = _figure(6.5, 4)
+    fig = _figure(8, 4)
     ax = fig.subplots()
     count = len(results)
     for index, (name, value) in enumerate(results.items()):
@@ -236,7 +246,7 @@ def plot_accuracy_by_distance(
             chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})"
         )
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.05))
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, not over, data
     return fig
 
 
@@ -247,7 +257,7 @@ def plot_grad_norms(
     ylabel: str = "gradient norm ‖∂L/∂h_t‖ (log scale)",
 ) -> Figure:
     """Gradient norms against the time step on a log scale: one series or a dict name -> series."""
-    fig = _figure(6.5, 4)
+    fig = _figure(8, 4)
     ax = fig.subplots()
     series = _named_series("norms", norms)
     for name, values in series.items():
@@ -255,7 +265,7 @@ def plot_grad_norms(
         ax.plot(np.arange(len(y)), y, label=name or "gradient norm")
     ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, not over, data
     return fig
 
 
