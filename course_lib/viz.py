@@ -172,7 +172,7 @@ def plot_history(
         and all(hasattr(h, "loss") or isinstance(h, Mapping) for h in history.values())
     )
     runs = {str(k): v for k, v in history.items()} if is_many else {"": history}
-    fig = _figure(11 if is_many else 10, 3.6)
+    fig = _figure(11, 3.6)
     ax_loss, ax_score = fig.subplots(1, 2)
     metric = "score"
     for run, item in runs.items():
@@ -192,10 +192,10 @@ def plot_history(
         )
     if metric == "accuracy":
         ax_score.set_ylim(0, 1.05)
-    # Legends beside the panels (the score panel's names both panels' runs), never over a curve.
-    for ax in (ax_loss, ax_score) if not is_many else (ax_score,):
-        if ax.lines:
-            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # One legend, beside the score panel (it names both panels' runs), never over a curve.
+    ax = ax_score if ax_score.lines else ax_loss
+    if ax.lines:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title)
     return fig
 
