@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from course_lib.checks.core import compare, keeps_rng, randn, steps_phrase
+from course_lib.checks.core import Check, Comparison, keeps_rng, randn, register, run, steps_phrase
 
 
 def _rnn_reference(x, h_prev, W_ih, W_hh, b):
@@ -34,18 +34,19 @@ def _rnn_weights(g: torch.Generator, I: int, H: int) -> tuple:
     return tuple(randn(g, *s, scale=0.5).numpy() for s in ((H, I), (H, H), (H,)))
 
 
-@keeps_rng
-def check_rnn_step(rnn_step: Callable, seed: int = 0) -> None:
-    """Test 1.1: ``rnn_step(x, h_prev, W_ih, W_hh, b) -> h`` in NumPy."""
+def _rnn_step_cases(seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     I, H = 3, 4
     W = _rnn_weights(g, I, H)
-    cases = [
+    return [
         ("a batch of 3", (randn(g, 3, I).numpy(), randn(g, 3, H).numpy(), *W)),
         ("a batch of 1", (randn(g, 1, I).numpy(), randn(g, 1, H).numpy(), *W)),
         ("a zero initial state", (randn(g, 2, I).numpy(), np.zeros((2, H)), *W)),
     ]
-    mistakes = [
+
+
+def _rnn_step_mistakes() -> list:
+    return [
         (
             "your new state is squashed with the sigmoid; the tanh RNN uses np.tanh, whose outputs "
             "lie in (-1, 1) and are centred on 0.",
@@ -66,9 +67,23 @@ def check_rnn_step(rnn_step: Callable, seed: int = 0) -> None:
         ),
         ("the bias b is missing from the sum.", _rnn_variant(bias=False)),
     ]
-    compare(
-        rnn_step, "rnn_step", _rnn_reference, cases, mistakes, ("h",), against="torch.nn.RNNCell"
+
+
+RNN_STEP = register(
+    Check(
+        "check_rnn_step",
+        "rnn_step",
+        _rnn_step_cases,
+        (Comparison(_rnn_reference, _rnn_step_mistakes, against="torch.nn.RNNCell"),),
+        outputs=("h",),
     )
+)
+
+
+@keeps_rng
+def check_rnn_step(rnn_step: Callable, seed: int = 0) -> None:
+    """Test 1.1: ``rnn_step(x, h_prev, W_ih, W_hh, b) -> h`` in NumPy."""
+    run(RNN_STEP, rnn_step, seed)
 
 
 def _forward_reference(xs, h0, W_ih, W_hh, b):
@@ -95,20 +110,21 @@ def _forward_variant(kind: str):
     return forward
 
 
-@keeps_rng
-def check_rnn_forward(rnn_forward: Callable, seed: int = 0) -> None:
-    """Test 1.2: ``rnn_forward(xs, h0, W_ih, W_hh, b) -> hs``, all T states, (T, B, H)."""
+def _rnn_forward_cases(seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     I, H = 3, 4
     W = _rnn_weights(g, I, H)
-    cases = [
+    return [
         (
             f"{steps_phrase(T)} and a batch of {B}",
             (randn(g, T, B, I).numpy(), randn(g, B, H).numpy(), *W),
         )
         for T, B in ((5, 3), (1, 2), (4, 1))
     ]
-    mistakes = [
+
+
+def _rnn_forward_mistakes() -> list:
+    return [
         (
             "you returned only the last state; return all T states stacked into one array of "
             "shape (T, B, H), e.g. with np.stack.",
@@ -130,15 +146,29 @@ def check_rnn_forward(rnn_forward: Callable, seed: int = 0) -> None:
         ),
         ("you read the sequence backwards: start at xs[0].", _forward_variant("reversed")),
     ]
-    compare(
-        rnn_forward,
+
+
+RNN_FORWARD = register(
+    Check(
+        "check_rnn_forward",
         "rnn_forward",
-        _forward_reference,
-        cases,
-        mistakes,
-        ("hs",),
-        against="torch.nn.RNNCell run step by step",
+        _rnn_forward_cases,
+        (
+            Comparison(
+                _forward_reference,
+                _rnn_forward_mistakes,
+                against="torch.nn.RNNCell run step by step",
+            ),
+        ),
+        outputs=("hs",),
     )
+)
+
+
+@keeps_rng
+def check_rnn_forward(rnn_forward: Callable, seed: int = 0) -> None:
+    """Test 1.2: ``rnn_forward(xs, h0, W_ih, W_hh, b) -> hs``, all T states, (T, B, H)."""
+    run(RNN_FORWARD, rnn_forward, seed)
 
 
 GRAD_KEYS = ("W_ih", "W_hh", "b", "h0")
@@ -204,9 +234,7 @@ def _bptt_variant(
     return backward
 
 
-@keeps_rng
-def check_rnn_backward(rnn_backward: Callable, seed: int = 0) -> None:
-    """Test 1.3: ``rnn_backward(xs, h0, hs, W_ih, W_hh, b, dhs) -> {"W_ih", "W_hh", "b", "h0"}``."""
+def _rnn_backward_cases(seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     I, H = 2, 3
     W = _rnn_weights(g, I, H)
@@ -217,7 +245,11 @@ def check_rnn_backward(rnn_backward: Callable, seed: int = 0) -> None:
         cases.append(
             (f"{steps_phrase(T)} and a batch of {B}", (xs, h0, hs, *W, randn(g, T, B, H).numpy()))
         )
-    mistakes = [
+    return cases
+
+
+def _rnn_backward_mistakes() -> list:
+    return [
         (
             "no gradient flows back through time: the gradient at h_t is dhs[t] plus what step t+1 "
             "sends back to it (dh_next = da @ W_hh).",
@@ -251,24 +283,29 @@ def check_rnn_backward(rnn_backward: Callable, seed: int = 0) -> None:
             _bptt_variant(sum_b=False),
         ),
     ]
-    compare(
-        rnn_backward,
+
+
+RNN_BACKWARD = register(
+    Check(
+        "check_rnn_backward",
         "rnn_backward",
-        _bptt_reference,
-        cases,
-        mistakes,
-        GRAD_KEYS,
+        _rnn_backward_cases,
+        (
+            Comparison(_bptt_reference, _rnn_backward_mistakes, against="torch autograd"),
+            # A second, independent reference: nudge each parameter both ways and watch the loss.
+            Comparison(
+                _numerical_reference,
+                against="a numerical gradient (central differences)",
+                first=1,
+            ),
+        ),
+        outputs=GRAD_KEYS,
         as_dict=True,
-        against="torch autograd",
     )
-    # A second, independent reference: nudge each parameter both ways and watch the loss.
-    compare(
-        rnn_backward,
-        "rnn_backward",
-        _numerical_reference,
-        cases[:1],
-        (),
-        GRAD_KEYS,
-        as_dict=True,
-        against="a numerical gradient (central differences)",
-    )
+)
+
+
+@keeps_rng
+def check_rnn_backward(rnn_backward: Callable, seed: int = 0) -> None:
+    """Test 1.3: ``rnn_backward(xs, h0, hs, W_ih, W_hh, b, dhs) -> {"W_ih", "W_hh", "b", "h0"}``."""
+    run(RNN_BACKWARD, rnn_backward, seed)

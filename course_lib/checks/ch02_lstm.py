@@ -17,12 +17,15 @@ from torch import nn
 from course_lib.cells import init_forget_bias
 from course_lib.checks.core import (
     ACTIVATIONS,
+    Check,
+    Comparison,
     Mistake,
     cell_cases,
-    compare,
     gate_order_mistakes,
     keeps_rng,
     randn,
+    register,
+    run,
 )
 
 
@@ -95,21 +98,21 @@ def _lstm_mistakes() -> list[Mistake]:
     return mistakes + gate_order_mistakes("ifgo", layout, _lstm_variant)
 
 
+LSTM_STEP = register(
+    Check(
+        "check_lstm_step",
+        "lstm_step",
+        lambda seed: cell_cases(torch.Generator().manual_seed(seed), 3, 4, 4, cell_state=True),
+        (Comparison(_lstm_reference, _lstm_mistakes, against="torch.nn.LSTMCell", gradients=True),),
+        outputs=("h", "c"),
+    )
+)
+
+
 @keeps_rng
 def check_lstm_step(lstm_step: Callable, seed: int = 0) -> None:
     """Test 2.1: ``lstm_step(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh)``."""
-    g = torch.Generator().manual_seed(seed)
-    cases = cell_cases(g, 3, 4, 4, cell_state=True)
-    compare(
-        lstm_step,
-        "lstm_step",
-        _lstm_reference,
-        cases,
-        _lstm_mistakes(),
-        ("h", "c"),
-        against="torch.nn.LSTMCell",
-        gradients=True,
-    )
+    run(LSTM_STEP, lstm_step, seed)
 
 
 def _forget_bias_reference(cell, value):
@@ -142,82 +145,98 @@ def _bias_variant(blocks=(1,), value_hh: str = "zero", whole=False):
     return setter
 
 
-@keeps_rng
-def check_forget_bias(set_forget_bias: Callable, seed: int = 0) -> None:
-    """Test 2.2: ``set_forget_bias(cell, value)`` sets b_if + b_hf = value in place."""
-    torch.manual_seed(seed)  # the global RNG is restored afterwards (keeps_rng)
-    cases = [
+def _forget_bias_cases(seed: int) -> list:
+    torch.manual_seed(seed)  # Check.make_cases restores the global random state afterwards
+    return [
         (f"an nn.LSTMCell(3, {H}) and value={v}", (nn.LSTMCell(3, H).double(), v))
         for H, v in ((4, 1.0), (1, 3.0), (5, -2.0))
     ]
-    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    mistakes = [
+
+
+def _forget_bias_mistakes() -> list:
+    return [
         (
             "the biases did not change. Fill the slices of cell.bias_ih and cell.bias_hh in place "
             "(changing a copy, or returning a new cell, leaves this one as it was).",
-            _as_state(lambda cell, value: None),
+            lambda cell, value: None,
         ),
         (
             "you set the first block, which is the input gate; the forget gate is the second "
             "block, rows H:2H (the order is i|f|g|o).",
-            _as_state(_bias_variant(blocks=(0,))),
+            _bias_variant(blocks=(0,)),
         ),
         (
             "you set the third block (the candidate g); the forget gate is rows H:2H.",
-            _as_state(_bias_variant(blocks=(2,))),
+            _bias_variant(blocks=(2,)),
         ),
         (
             "you set the forget slice of both biases to value, so the gate starts at "
             "sigmoid(2 * value): only b_ih + b_hh matters, so set bias_hh's slice to 0.",
-            _as_state(_bias_variant(value_hh="value")),
+            _bias_variant(value_hh="value"),
         ),
         (
             "the forget slice of bias_hh still holds its random value, so the sum is not value: "
             "set it to 0.",
-            _as_state(_bias_variant(value_hh="keep")),
+            _bias_variant(value_hh="keep"),
         ),
         (
             "you set the whole bias vector; only the forget gate's slice, rows H:2H, should "
             "change.",
-            _as_state(_bias_variant(whole=True)),
+            _bias_variant(whole=True),
         ),
     ]
-    hints = [
-        (
-            "leaf Variable",
-            "PyTorch refuses to change a parameter in place while it tracks "
-            "gradients: wrap the assignment in `with torch.no_grad():`.",
-        )
-    ]
-    compare(
-        _as_state(set_forget_bias),
+
+
+FORGET_BIAS = register(
+    Check(
+        "check_forget_bias",
         "set_forget_bias",
-        _as_state(_forget_bias_reference),
-        cases,
-        mistakes,
-        names,
+        _forget_bias_cases,
+        (
+            Comparison(
+                _forget_bias_reference,
+                _forget_bias_mistakes,
+                against="course_lib.cells.init_forget_bias",
+            ),
+        ),
+        outputs=("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
         as_dict=True,
-        against="course_lib.cells.init_forget_bias",
-        error_hints=hints,
+        adapt=_as_state,  # the learner's setter, the reference and the mistakes alike
+        error_hints=(
+            (
+                "leaf Variable",
+                "PyTorch refuses to change a parameter in place while it tracks "
+                "gradients: wrap the assignment in `with torch.no_grad():`.",
+            ),
+        ),
     )
+)
+
+
+@keeps_rng
+def check_forget_bias(set_forget_bias: Callable, seed: int = 0) -> None:
+    """Test 2.2: ``set_forget_bias(cell, value)`` sets b_if + b_hf = value in place."""
+    run(FORGET_BIAS, set_forget_bias, seed)
 
 
 def _half_life_reference(forget_bias):
     return math.log(0.5) / math.log(torch.sigmoid(torch.tensor(float(forget_bias))).item())
 
 
-@keeps_rng
-def check_half_life(forget_half_life: Callable, seed: int = 0) -> None:
-    """Test 2.3: ``forget_half_life(forget_bias)``, the steps until c halves when f = sigmoid(b)."""
+def _half_life_cases(seed: int) -> list:
     biases = [3.0, 1.0, 0.0, -1.5] + [
         round(float(randn(torch.Generator().manual_seed(seed), 1)), 3)
     ]
-    cases = [(f"forget_half_life({b})", (b,)) for b in biases]
+    return [(f"forget_half_life({b})", (b,)) for b in biases]
 
-    def f(b):
-        return 1 / (1 + math.exp(-b))
 
-    mistakes = [
+def _sigmoid(b):
+    return 1 / (1 + math.exp(-b))
+
+
+def _half_life_mistakes() -> list:
+    f = _sigmoid
+    return [
         (
             "you used the bias itself as the forget gate; the gate is "
             "f = sigmoid(b) = 1 / (1 + e^-b).",
@@ -245,12 +264,24 @@ def check_half_life(forget_half_life: Callable, seed: int = 0) -> None:
             lambda b: round(math.log(0.5) / math.log(f(b))),
         ),
     ]
-    compare(
-        forget_half_life,
+
+
+HALF_LIFE = register(
+    Check(
+        "check_half_life",
         "forget_half_life",
-        _half_life_reference,
-        cases,
-        mistakes,
-        ("steps",),
-        against="log(1/2) / log(sigmoid(b))",
+        _half_life_cases,
+        (
+            Comparison(
+                _half_life_reference, _half_life_mistakes, against="log(1/2) / log(sigmoid(b))"
+            ),
+        ),
+        outputs=("steps",),
     )
+)
+
+
+@keeps_rng
+def check_half_life(forget_half_life: Callable, seed: int = 0) -> None:
+    """Test 2.3: ``forget_half_life(forget_bias)``, the steps until c halves when f = sigmoid(b)."""
+    run(HALF_LIFE, forget_half_life, seed)

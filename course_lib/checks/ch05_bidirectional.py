@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from course_lib.checks.core import Case, compare, keeps_rng, randn
+from course_lib.checks.core import Case, Check, Comparison, keeps_rng, randn, register, run
 from course_lib.layers import GRU, reverse_time
 
 
@@ -35,11 +35,8 @@ def _zero_padding(x, lengths):
     return x * (torch.arange(x.shape[0]).unsqueeze(1) < lengths).unsqueeze(-1)
 
 
-@keeps_rng
-def check_reverse_within_lengths(reverse_within_lengths: Callable, seed: int = 0) -> None:
-    """Test 5.1: ``reverse_within_lengths(x, lengths)``: reverse each sequence within its length."""
-    cases = _padded_cases(torch.Generator().manual_seed(seed), 2)
-    mistakes = [
+def _reverse_mistakes() -> list:
+    return [
         (
             "you reversed over the whole padded length, so short sequences now start with padding. "
             "Reverse each sequence within its own length: step t of a length-L sequence goes to "
@@ -57,15 +54,27 @@ def check_reverse_within_lengths(reverse_within_lengths: Callable, seed: int = 0
             lambda x, lengths: _zero_padding(reverse_time(x, lengths), lengths),
         ),
     ]
-    compare(
-        reverse_within_lengths,
+
+
+REVERSE_WITHIN_LENGTHS = register(
+    Check(
+        "check_reverse_within_lengths",
         "reverse_within_lengths",
-        _reverse_reference,
-        cases,
-        mistakes,
-        ("reversed",),
-        against="course_lib.layers.reverse_time",
+        lambda seed: _padded_cases(torch.Generator().manual_seed(seed), 2),
+        (
+            Comparison(
+                _reverse_reference, _reverse_mistakes, against="course_lib.layers.reverse_time"
+            ),
+        ),
+        outputs=("reversed",),
     )
+)
+
+
+@keeps_rng
+def check_reverse_within_lengths(reverse_within_lengths: Callable, seed: int = 0) -> None:
+    """Test 5.1: ``reverse_within_lengths(x, lengths)``: reverse each sequence within its length."""
+    run(REVERSE_WITHIN_LENGTHS, reverse_within_lengths, seed)
 
 
 def _make_rnn(g: torch.Generator, I: int, H: int) -> nn.GRU:
@@ -111,14 +120,15 @@ def _bidirectional_variant(
     return run
 
 
-@keeps_rng
-def check_bidirectional(bidirectional: Callable, seed: int = 0) -> None:
-    """Test 5.2: ``bidirectional(x, lengths, forward_rnn, backward_rnn) -> (T, B, 2H)``."""
+def _bidirectional_cases(seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     I, H = 2, 3
     forward_rnn, backward_rnn = _make_rnn(g, I, H), _make_rnn(g, I, H)
-    cases = [(d, (*args, forward_rnn, backward_rnn)) for d, args in _padded_cases(g, I)]
-    mistakes = [
+    return [(d, (*args, forward_rnn, backward_rnn)) for d, args in _padded_cases(g, I)]
+
+
+def _bidirectional_mistakes() -> list:
+    return [
         (
             "the backward direction's outputs are still in reversed order: turn them around again "
             "(within each length) before concatenating, so output[t] describes step t from both "
@@ -162,16 +172,29 @@ def check_bidirectional(bidirectional: Callable, seed: int = 0) -> None:
             _bidirectional_variant(combine="sum"),
         ),
     ]
-    compare(
-        bidirectional,
+
+
+BIDIRECTIONAL = register(
+    Check(
+        "check_bidirectional",
         "bidirectional",
-        _bidirectional_reference,
-        cases,
-        mistakes,
-        ("output",),
-        against="course_lib.layers.GRU(bidirectional=True) with lengths",
-        gradients=False,
+        _bidirectional_cases,
+        (
+            Comparison(
+                _bidirectional_reference,
+                _bidirectional_mistakes,
+                against="course_lib.layers.GRU(bidirectional=True) with lengths",
+            ),
+        ),
+        outputs=("output",),
     )
+)
+
+
+@keeps_rng
+def check_bidirectional(bidirectional: Callable, seed: int = 0) -> None:
+    """Test 5.2: ``bidirectional(x, lengths, forward_rnn, backward_rnn) -> (T, B, 2H)``."""
+    run(BIDIRECTIONAL, bidirectional, seed)
 
 
 def _final_states_reference(output, lengths):
@@ -198,16 +221,18 @@ def _final_variant(forward_at="last", backward_at="first", swap=False):
     return run
 
 
-@keeps_rng
-def check_final_states(final_states: Callable, seed: int = 0) -> None:
-    """Test 5.3: ``final_states(output, lengths) -> (B, 2H)``, each direction's last real state."""
+def _final_states_cases(seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     forward_rnn, backward_rnn = _make_rnn(g, 2, 3), _make_rnn(g, 2, 3)
     cases = []  # the outputs of a real bidirectional layer, zero at the padding
     for description, (x, lengths) in _padded_cases(g, 2):
         output = _bidirectional_reference(x, lengths, forward_rnn, backward_rnn).detach()
         cases.append((description, (output, lengths)))
-    mistakes = [
+    return cases
+
+
+def _final_states_mistakes() -> list:
+    return [
         (
             "output[-1] is the last padded step: for short sequences it is padding, and its "
             "backward half has read a single step. Take the forward half at step lengths - 1 and "
@@ -239,12 +264,26 @@ def check_final_states(final_states: Callable, seed: int = 0) -> None:
             _final_variant(swap=True),
         ),
     ]
-    compare(
-        final_states,
+
+
+FINAL_STATES = register(
+    Check(
+        "check_final_states",
         "final_states",
-        _final_states_reference,
-        cases,
-        mistakes,
-        ("summary",),
-        against="h_n of course_lib.layers.GRU(bidirectional=True)",
+        _final_states_cases,
+        (
+            Comparison(
+                _final_states_reference,
+                _final_states_mistakes,
+                against="h_n of course_lib.layers.GRU(bidirectional=True)",
+            ),
+        ),
+        outputs=("summary",),
     )
+)
+
+
+@keeps_rng
+def check_final_states(final_states: Callable, seed: int = 0) -> None:
+    """Test 5.3: ``final_states(output, lengths) -> (B, 2H)``, each direction's last real state."""
+    run(FINAL_STATES, final_states, seed)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from course_lib import attention
-from course_lib.checks.core import Case, compare, keeps_rng, randn
+from course_lib.checks.core import Case, Check, Comparison, keeps_rng, randn, register, run
 
 
 def _additive_reference(query, keys, W_q, W_k, b, v):
@@ -55,14 +55,16 @@ def _attention_cases(g: torch.Generator, Hq: int, Hk: int, Hv: int, extra: Calla
     return cases
 
 
-@keeps_rng
-def check_additive_scores(additive_scores: Callable, seed: int = 0) -> None:
-    """Test 6.1: ``additive_scores(query, keys, W_q, W_k, b, v) -> (B, S)``, Bahdanau's score."""
+def _additive_cases(seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     Hq, Hk, A = 3, 4, 5
     W = (randn(g, A, Hq), randn(g, A, Hk), randn(g, A), randn(g, A))
     cases = _attention_cases(g, Hq, Hk, 1, lambda q, k, v, m: (q, k, *W))
-    mistakes = [
+    return cases
+
+
+def _additive_mistakes() -> list:
+    return [
         ("the tanh is missing: e = v . tanh(W_q q + W_k k + b).", _additive_variant(squash="none")),
         (
             "the tanh goes inside: v . tanh(W_q q + W_k k + b), not tanh(v . (...)).",
@@ -82,16 +84,30 @@ def check_additive_scores(additive_scores: Callable, seed: int = 0) -> None:
             _additive_variant(combine="mul"),
         ),
     ]
-    compare(
-        additive_scores,
+
+
+ADDITIVE_SCORES = register(
+    Check(
+        "check_additive_scores",
         "additive_scores",
-        _additive_reference,
-        cases,
-        mistakes,
-        ("scores",),
-        against="course_lib.attention.additive_scores",
-        gradients=True,
+        _additive_cases,
+        (
+            Comparison(
+                _additive_reference,
+                _additive_mistakes,
+                against="course_lib.attention.additive_scores",
+                gradients=True,
+            ),
+        ),
+        outputs=("scores",),
     )
+)
+
+
+@keeps_rng
+def check_additive_scores(additive_scores: Callable, seed: int = 0) -> None:
+    """Test 6.1: ``additive_scores(query, keys, W_q, W_k, b, v) -> (B, S)``, Bahdanau's score."""
+    run(ADDITIVE_SCORES, additive_scores, seed)
 
 
 def _softmax_reference(scores, mask):
@@ -105,15 +121,17 @@ SOFTMAX_OVERFLOW = (
 )
 
 
-@keeps_rng
-def check_masked_softmax(masked_softmax: Callable, seed: int = 0) -> None:
-    """Test 6.2: ``masked_softmax(scores, mask)``: a softmax over S, zero where mask is False."""
+def _softmax_cases(seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     cases = _attention_cases(g, 1, 1, 1, lambda q, k, v, m: (randn(g, *m.shape, scale=2.0), m))
     scores, mask = cases[0][1]
     cases.append(("large scores (around 1000)", (1000 * scores, mask)))
+    return cases
+
+
+def _softmax_mistakes() -> list:
     neg = float("-inf")
-    mistakes = [
+    return [
         (
             "padded positions got weight: the mask is ignored. Set their scores to -inf before the "
             "softmax, e.g. scores.masked_fill(~mask, float('-inf')).",
@@ -138,17 +156,31 @@ def check_masked_softmax(masked_softmax: Callable, seed: int = 0) -> None:
             lambda s, m: torch.softmax(s.masked_fill(m, neg), dim=-1),
         ),
     ]
-    compare(
-        masked_softmax,
+
+
+MASKED_SOFTMAX = register(
+    Check(
+        "check_masked_softmax",
         "masked_softmax",
-        _softmax_reference,
-        cases,
-        mistakes,
-        ("weights",),
-        against="torch.softmax with -inf at the padding",
-        gradients=True,
-        nan_hint=SOFTMAX_OVERFLOW,
+        _softmax_cases,
+        (
+            Comparison(
+                _softmax_reference,
+                _softmax_mistakes,
+                against="torch.softmax with -inf at the padding",
+                gradients=True,
+                nan_hint=SOFTMAX_OVERFLOW,
+            ),
+        ),
+        outputs=("weights",),
     )
+)
+
+
+@keeps_rng
+def check_masked_softmax(masked_softmax: Callable, seed: int = 0) -> None:
+    """Test 6.2: ``masked_softmax(scores, mask)``: a softmax over S, zero where mask is False."""
+    run(MASKED_SOFTMAX, masked_softmax, seed)
 
 
 def _dot_reference(query, keys, values, mask):
@@ -178,12 +210,8 @@ def _dot_variant(scale="sqrt", masked=True, dim=-1, average="values", swap=False
     return run
 
 
-@keeps_rng
-def check_attention(scaled_dot_attention: Callable, seed: int = 0) -> None:
-    """Test 6.3: ``scaled_dot_attention(query, keys, values, mask) -> (context, weights)``."""
-    g = torch.Generator().manual_seed(seed)
-    cases = _attention_cases(g, 4, 4, 3, lambda q, k, v, m: (q, k, v, m))
-    mistakes = [
+def _attention_mistakes() -> list:
+    return [
         (
             "the scores are not scaled: divide q . k by sqrt(d), d being the query size.",
             _dot_variant(scale="none"),
@@ -209,14 +237,30 @@ def check_attention(scaled_dot_attention: Callable, seed: int = 0) -> None:
         ),
         ("you returned (weights, context); return (context, weights).", _dot_variant(swap=True)),
     ]
-    compare(
-        scaled_dot_attention,
+
+
+ATTENTION = register(
+    Check(
+        "check_attention",
         "scaled_dot_attention",
-        _dot_reference,
-        cases,
-        mistakes,
-        ("context", "weights"),
-        against="course_lib.attention (scaled dot-product)",
-        gradients=True,
-        nan_hint=SOFTMAX_OVERFLOW,
+        lambda seed: _attention_cases(
+            torch.Generator().manual_seed(seed), 4, 4, 3, lambda q, k, v, m: (q, k, v, m)
+        ),
+        (
+            Comparison(
+                _dot_reference,
+                _attention_mistakes,
+                against="course_lib.attention (scaled dot-product)",
+                gradients=True,
+                nan_hint=SOFTMAX_OVERFLOW,
+            ),
+        ),
+        outputs=("context", "weights"),
     )
+)
+
+
+@keeps_rng
+def check_attention(scaled_dot_attention: Callable, seed: int = 0) -> None:
+    """Test 6.3: ``scaled_dot_attention(query, keys, values, mask) -> (context, weights)``."""
+    run(ATTENTION, scaled_dot_attention, seed)
