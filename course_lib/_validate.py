@@ -3,18 +3,96 @@
 Every message says which argument was wrong, what was expected and what came, in the spirit of
 ``torch.nn.RNN.check_input``. Nothing is ever broadcast silently: a shape that does not match
 exactly is an error.
+
+One rule for the exception type, the one torch.nn follows for constructor arguments:
+
+* ``TypeError`` when the argument has the wrong *type*: a string where a bool belongs
+  (``batch_first="False"``), a float where an int belongs, a list where a tensor belongs, a
+  tensor of integer ids where floats belong, or a dtype that differs from the parameters'.
+* ``ValueError`` when the type is right but the *value* is not: a size of 0, a probability of
+  1.5, an unknown choice, a wrong shape, a length out of range, a tensor on another device.
+
+(torch.nn.RNN raises ValueError for a float64 input to float32 weights; we keep TypeError,
+since the dtype is the tensor's type, and say how to convert. That is the one difference.)
 """
 
 from __future__ import annotations
 
+import numbers
 import operator
+from collections.abc import Collection
+from typing import SupportsIndex
 
 import torch
 from torch import Tensor
 
 
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``value`` must be a bool (not 0/1, not the string "False"); returns it."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {_type_name(value)} {value!r}")
+    return value
+
+
+def check_int(name: str, value: object, minimum: int | None = None) -> int:
+    """``value`` must be an int (a bool is not one), at least ``minimum`` if given; returns it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {_type_name(value)} {value!r}")
+    if minimum is not None and value < minimum:
+        what = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` must be an int of at least 1 (a size, a count); returns it."""
+    return check_int(name, value, minimum=1)
+
+
+def check_number(
+    name: str,
+    value: object,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` must be a real number (not a bool) in the interval from ``low`` to ``high``.
+
+    ``low_open`` / ``high_open`` exclude the end itself. Returns the number as a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {_type_name(value)} {value!r}")
+    number = float(value)
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and (number >= high if high_open else number > high)
+    if too_low or too_high:
+        left = ("(" if low_open else "[") + ("-inf" if low is None else str(low))
+        right = ("inf" if high is None else str(high)) + (")" if high_open else "]")
+        interval = f"{left}, {right}"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return number
+
+
+def check_choice(name: str, value: object, choices: Collection[object]) -> None:
+    """``value`` must be one of ``choices`` (an unknown name is a wrong value: ValueError)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_instance(name: str, value: object, kind: type | tuple[type, ...], what: str) -> None:
+    """``value`` must be an instance of ``kind``; ``what`` names it in the message."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be {what}, got {_type_name(value)}")
+
+
 def check_tensor(name: str, value: object) -> Tensor:
-    """Raise ``TypeError`` unless ``value`` is a tensor."""
+    """Raise ``TypeError`` unless ``value`` is a tensor; returns it (typed as a Tensor)."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     return value
@@ -39,20 +117,15 @@ def check_float_like(name: str, value: Tensor, reference: Tensor) -> None:
         )
 
 
-def check_positive_int(name: str, value: object) -> int:
-    """``value`` must be an int of at least 1 (a size, a count); returns it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def check_index(name: str, value: object, size: int) -> int:
     """``value`` must be an int in 0..size-1 (a unit, a position); returns it as an int."""
-    try:
-        index = operator.index(value)  # ints, NumPy ints and one-element integer tensors
-    except TypeError:
-        index = None
-    if isinstance(value, bool) or index is None:
+    index: int | None = None
+    if isinstance(value, SupportsIndex) and not isinstance(value, bool):
+        try:
+            index = operator.index(value)  # ints, NumPy ints and one-element integer tensors
+        except TypeError:  # e.g. a float tensor, which has __index__ but refuses it
+            index = None
+    if index is None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not 0 <= index < size:
         raise ValueError(f"{name} must be in 0..{size - 1}, got {index}")
@@ -61,7 +134,7 @@ def check_index(name: str, value: object, size: int) -> int:
 
 def check_token_ids(name: str, ids: object, vocab_size: int) -> Tensor:
     """``ids`` must be a (B, T) integer tensor, T >= 1, with values in 0..vocab_size-1."""
-    check_tensor(name, ids)
+    ids = check_tensor(name, ids)
     if ids.is_floating_point() or ids.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
     if ids.dim() != 2 or ids.shape[1] == 0:

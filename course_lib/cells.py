@@ -9,6 +9,10 @@ The gate math lives in the ``*_pointwise`` functions below. The cells call them 
 the layers in :mod:`course_lib.layers` call the same functions inside their time loop, so each
 equation is written exactly once.
 
+The constructors take torch.nn's arguments in torch.nn's order, ``device=`` and ``dtype=``
+included; the course's extensions (``forget_bias``, ``full``) are keyword-only, so code written
+for torch.nn can never pass one of them by position.
+
 Papers: Elman (1990) for the tanh RNN; Hochreiter & Schmidhuber (1997) and Gers, Schmidhuber &
 Cummins (2000, the forget gate) for the LSTM; Cho et al. (2014) for the GRU; Gers & Schmidhuber
 (2000) and Gers, Schraudolph & Schmidhuber (2002) for peephole connections.
@@ -23,7 +27,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_lib._validate import check_float_like, check_positive_int, check_shape, check_tensor
+from course_lib._validate import (
+    check_bool,
+    check_choice,
+    check_float_like,
+    check_number,
+    check_positive_int,
+    check_shape,
+    check_tensor,
+)
 
 # ---------------------------------------------------------------------------------------------
 # The gate math, shared by cells and layers. ``gates`` is the pre-activation of all gates at once:
@@ -59,7 +71,7 @@ def gru_pointwise(
     r = torch.sigmoid(x_r + h_r)  # (1)
     z = torch.sigmoid(x_z + h_z)  # (2)
     n = torch.tanh(x_n + r * h_n)  # (3)
-    h = n + z * (h_prev - n)  # (4), written as (1 - z) * n + z * h_prev with one product less
+    h = (1 - z) * n + z * h_prev  # (4)
     return h, (r, z, n)
 
 
@@ -87,40 +99,76 @@ def peephole_pointwise(
 # ---------------------------------------------------------------------------------------------
 
 
+def check_forget_bias(forget_bias: object, bias: bool) -> float | None:
+    """``forget_bias`` must be None or a number, and a number needs ``bias=True``."""
+    if forget_bias is None:
+        return None
+    value = check_number("forget_bias", forget_bias)
+    if not bias:
+        raise ValueError("forget_bias needs bias=True (it is a value of the biases)")
+    return value
+
+
+def init_forget_bias(bias_ih: Tensor, bias_hh: Tensor, value: float) -> None:
+    """Set the forget-gate bias (the second H-block of i|f|g|o) so that b_if + b_hf = ``value``."""
+    H = bias_ih.shape[0] // 4
+    with torch.no_grad():
+        bias_ih[H : 2 * H].fill_(value)
+        bias_hh[H : 2 * H].zero_()
+
+
 class _Cell(nn.Module):
-    """What the four cells share: parameters, initialisation and input checks."""
+    """What the four cells share: torch.nn's four parameters, their initialisation, input checks.
+
+    Every parameter is registered here or in a subclass's ``__init__``; ``reset_parameters``
+    only fills them.
+    """
 
     num_gates: int  # how many H-sized blocks are stacked in weight_ih (1, 3 or 4)
+    weight_ih: Tensor
+    weight_hh: Tensor
+    bias_ih: Tensor | None
+    bias_hh: Tensor | None
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+    ) -> None:
         super().__init__()
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
+        check_bool("bias", bias)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
         rows = self.num_gates * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, device=device, dtype=dtype))
         if bias:
-            self.bias_ih = nn.Parameter(torch.empty(rows))
-            self.bias_hh = nn.Parameter(torch.empty(rows))
+            self.bias_ih = nn.Parameter(torch.empty(rows, device=device, dtype=dtype))
+            self.bias_hh = nn.Parameter(torch.empty(rows, device=device, dtype=dtype))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
 
     def reset_parameters(self) -> None:
-        # torch.nn's initialisation: every weight and bias uniform in ±1/sqrt(H).
+        # torch.nn's initialisation: its four weights uniform in ±1/sqrt(H), in its order, so the
+        # same seed gives the same weights as torch.nn's cell.
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        for weight in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+            if weight is not None:
+                nn.init.uniform_(weight, -bound, bound)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
-    def _check_input(self, x: Tensor) -> tuple[Tensor, bool]:
+    def _check_input(self, x: object) -> tuple[Tensor, bool]:
         """Return ``x`` as (B, I) and whether it came unbatched as (I,)."""
-        check_tensor("x", x)
+        x = check_tensor("x", x)
         check_float_like("x", x, self.weight_ih)
         if x.dim() not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(
@@ -130,20 +178,32 @@ class _Cell(nn.Module):
         batched = x.dim() == 2
         return (x if batched else x.unsqueeze(0)), batched
 
-    def _check_state(self, name: str, state: Tensor | None, x: Tensor, batched: bool) -> Tensor:
+    def _check_state(self, name: str, state: object, x: Tensor, batched: bool) -> Tensor:
         """Return a (B, H) state: zeros when ``state`` is None, else the checked tensor."""
         B, H = x.shape[0], self.hidden_size
         if state is None:
             return x.new_zeros(B, H)
-        check_tensor(name, state)
+        state = check_tensor(name, state)
         check_float_like(name, state, self.weight_ih)
         check_shape(name, state, (B, H) if batched else (H,))
         return state if batched else state.unsqueeze(0)
 
+    def _check_pair(self, hx: object, x: Tensor, batched: bool) -> tuple[Tensor, Tensor]:
+        """The LSTMs' state ``(h, c)``: zeros when ``hx`` is None, else both checked."""
+        if hx is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_size)
+            return zeros, zeros
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"hx must be a tuple (h, c) for an LSTM cell, got {type(hx).__name__}")
+        return (
+            self._check_state("hx[0]", hx[0], x, batched),
+            self._check_state("hx[1]", hx[1], x, batched),
+        )
+
     def _project(self, x: Tensor, h: Tensor) -> Tensor:
         """All gate pre-activations at once: one matmul for the input, one for the state."""
         gates = x @ self.weight_ih.T + h @ self.weight_hh.T  # (B, k*H)
-        if self.bias:
+        if self.bias_ih is not None and self.bias_hh is not None:
             gates = gates + self.bias_ih + self.bias_hh
         return gates
 
@@ -167,13 +227,22 @@ class RNNCell(_Cell):
     num_gates = 1
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, bias)
+        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        super().__init__(input_size, hidden_size, bias, device, dtype)
         self.nonlinearity = nonlinearity
         self.reset_parameters()
+
+    def extra_repr(self) -> str:
+        relu = ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
+        return super().extra_repr() + relu
 
     def step(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """One step; returns ``h`` and ``{"h": h}``."""
@@ -214,50 +283,36 @@ class LSTMCell(_Cell):
     num_gates = 4
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float | None = None
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        forget_bias: float | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size, bias)
-        if forget_bias is not None and not bias:
-            raise ValueError("forget_bias needs bias=True")
-        self.forget_bias = forget_bias
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+        self.forget_bias = check_forget_bias(forget_bias, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        if self.forget_bias is not None:
+        if self.forget_bias is not None and self.bias_ih is not None and self.bias_hh is not None:
             init_forget_bias(self.bias_ih, self.bias_hh, self.forget_bias)
-
-    def _check_hx(self, hx: object, x: Tensor, batched: bool) -> tuple[Tensor, Tensor]:
-        if hx is None:
-            zeros = x.new_zeros(x.shape[0], self.hidden_size)
-            return zeros, zeros
-        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise TypeError(f"hx must be a tuple (h, c) for an LSTM cell, got {type(hx).__name__}")
-        return (
-            self._check_state("hx[0]", hx[0], x, batched),
-            self._check_state("hx[1]", hx[1], x, batched),
-        )
 
     def step(
         self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None
     ) -> tuple[tuple[Tensor, Tensor], dict[str, Tensor]]:
         """One step; returns ``(h, c)`` and the gates ``{"i", "f", "g", "o", "c", "h"}``."""
         x, batched = self._check_input(x)
-        h, c = self._check_hx(hx, x, batched)
+        h, c = self._check_pair(hx, x, batched)
         h, c, (i, f, g, o) = lstm_pointwise(self._project(x, h), c)  # (B, H) each
         h, c, i, f, g, o = _squeeze(batched, h, c, i, f, g, o)
         return (h, c), {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         return self.step(x, hx)[0]
-
-
-def init_forget_bias(bias_ih: Tensor, bias_hh: Tensor, value: float) -> None:
-    """Set the forget-gate bias (the second H-block of i|f|g|o) so that b_if + b_hf = ``value``."""
-    H = bias_ih.shape[0] // 4
-    with torch.no_grad():
-        bias_ih[H : 2 * H].fill_(value)
-        bias_hh[H : 2 * H].zero_()
 
 
 class GRUCell(_Cell):
@@ -281,17 +336,25 @@ class GRUCell(_Cell):
 
     num_gates = 3
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
-        super().__init__(input_size, hidden_size, bias)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, bias, device, dtype)
         self.reset_parameters()
 
     def step(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """One step; returns ``h`` and the gates ``{"r", "z", "n", "h"}``."""
         x, batched = self._check_input(x)
         h = self._check_state("hx", hx, x, batched)
+        # Input and hidden projections stay apart: r multiplies only the hidden part in (3).
         x_gates = x @ self.weight_ih.T  # (B, 3H)
         h_gates = h @ self.weight_hh.T  # (B, 3H)
-        if self.bias:
+        if self.bias_ih is not None and self.bias_hh is not None:
             x_gates = x_gates + self.bias_ih
             h_gates = h_gates + self.bias_hh
         h, (r, z, n) = gru_pointwise(x_gates, h_gates, h)
@@ -302,7 +365,7 @@ class GRUCell(_Cell):
         return self.step(x, hx)[0]
 
 
-class PeepholeLSTMCell(LSTMCell):
+class PeepholeLSTMCell(_Cell):
     r"""The LSTM cell with peephole connections (Gers & Schmidhuber 2000; Gers et al. 2002).
 
     .. math::
@@ -323,28 +386,37 @@ class PeepholeLSTMCell(LSTMCell):
     They are diagonal, shape (H,), adding only 3H weights; ``full=True`` makes them (H, H)
     matrices (3H² weights), the "greatly increased" count that the diagonal form avoids. They
     start at zero, so a fresh peephole cell computes exactly what an LSTM cell with the same
-    other weights computes.
+    other weights computes. ``forget_bias`` is as in :class:`LSTMCell`.
     """
+
+    num_gates = 4
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
         bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
         forget_bias: float | None = None,
         full: bool = False,
     ) -> None:
-        self.full = full
-        super().__init__(input_size, hidden_size, bias, forget_bias)
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+        self.forget_bias = check_forget_bias(forget_bias, bias)
+        self.full = check_bool("full", full)
+        shape = (hidden_size, hidden_size) if full else (hidden_size,)
+        self.weight_ci = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+        self.weight_cf = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+        self.weight_co = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        super().reset_parameters()
-        shape = (self.hidden_size, self.hidden_size) if self.full else (self.hidden_size,)
-        for name in ("weight_ci", "weight_cf", "weight_co"):
-            if getattr(self, name, None) is None or tuple(getattr(self, name).shape) != shape:
-                setattr(self, name, nn.Parameter(torch.zeros(shape, device=self.weight_ih.device)))
-            else:
-                nn.init.zeros_(getattr(self, name))
+        super().reset_parameters()  # draws random numbers for torch.nn's four weights only
+        if self.forget_bias is not None and self.bias_ih is not None and self.bias_hh is not None:
+            init_forget_bias(self.bias_ih, self.bias_hh, self.forget_bias)
+        for peephole in (self.weight_ci, self.weight_cf, self.weight_co):
+            nn.init.zeros_(peephole)  # start as a plain LSTM
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", full=True" if self.full else "")
@@ -354,9 +426,12 @@ class PeepholeLSTMCell(LSTMCell):
     ) -> tuple[tuple[Tensor, Tensor], dict[str, Tensor]]:
         """One step; returns ``(h, c)`` and the gates ``{"i", "f", "g", "o", "c", "h"}``."""
         x, batched = self._check_input(x)
-        h, c = self._check_hx(hx, x, batched)
+        h, c = self._check_pair(hx, x, batched)
         h, c, (i, f, g, o) = peephole_pointwise(
             self._project(x, h), c, self.weight_ci, self.weight_cf, self.weight_co
-        )
+        )  # (B, H) each
         h, c, i, f, g, o = _squeeze(batched, h, c, i, f, g, o)
         return (h, c), {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        return self.step(x, hx)[0]

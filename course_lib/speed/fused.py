@@ -16,7 +16,8 @@ gate gradients in C and dL/dh_prev = dL/da W_hh with ``torch.mm``; the gradient 
 the end as one large matrix product.
 
 Where the kernel does not apply (a GPU, ``lengths=`` or a PackedSequence, full peephole matrices,
-a dtype other than float32/float64) the layers run course_lib's usual loop, with the same results.
+``proj_size > 0``, a dtype other than float32/float64) the layers run course_lib's usual loop,
+with the same results.
 The lectures never use this module.
 """
 
@@ -36,7 +37,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from course_lib.layers import LSTM, PeepholeLSTM
+from course_lib.layers import LSTM, PeepholeLSTM, Weights
 
 SOURCE = Path(__file__).with_name("csrc") / "lstm_gates.c"
 C_TYPES = {torch.float32: "float", torch.float64: "double"}
@@ -155,8 +156,11 @@ class LSTMRecurrence(torch.autograd.Function):
         return d_gates, dh, dc, d_weight_hh, d_peepholes
 
 
-def _kernel_applies(x: Tensor, mask: Tensor | None) -> bool:
-    return mask is None and x.device.type == "cpu" and x.dtype in C_TYPES
+def _kernel_applies(x: Tensor, mask: Tensor | None, w: Weights) -> bool:
+    """The C kernel takes full-length CPU float32/float64 sequences without a projection."""
+    return (
+        mask is None and w.weight_hr is None and x.device.type == "cpu" and x.dtype in C_TYPES
+    )
 
 
 class FusedLSTM(LSTM):
@@ -166,7 +170,7 @@ class FusedLSTM(LSTM):
     """
 
     def _recur(self, x, state, w, mask):
-        if not _kernel_applies(x, mask):
+        if not _kernel_applies(x, mask, w):
             return super()._recur(x, state, w, mask)
         peepholes = x.new_zeros(3, self.hidden_size)
         return _run_fused(x, state, w, peepholes)
@@ -176,7 +180,7 @@ class FusedPeepholeLSTM(PeepholeLSTM):
     """:class:`~course_lib.layers.PeepholeLSTM` (diagonal peepholes) with the gate math in C."""
 
     def _recur(self, x, state, w, mask):
-        if self.full or not _kernel_applies(x, mask):
+        if self.full or not _kernel_applies(x, mask, w):
             return super()._recur(x, state, w, mask)
         return _run_fused(x, state, w, torch.stack(w.peepholes))
 
@@ -190,17 +194,21 @@ def _run_fused(x, state, w, peepholes):
     return output, (h_n, c_n)
 
 
-def fused(layer: LSTM) -> FusedLSTM | FusedPeepholeLSTM:
+def fused(layer: LSTM | PeepholeLSTM) -> FusedLSTM | FusedPeepholeLSTM:
     """A fused twin of ``layer`` that shares its parameters: training one trains both.
 
     No random numbers are drawn (constructing a new layer would draw its initial weights). The
     twin has its own ``training`` flag: call ``train()`` / ``eval()`` on the one you run.
     """
-    classes = {LSTM: FusedLSTM, PeepholeLSTM: FusedPeepholeLSTM}
-    if type(layer) not in classes:
+    twin: type[FusedLSTM] | type[FusedPeepholeLSTM]
+    if type(layer) is LSTM:
+        twin = FusedLSTM
+    elif type(layer) is PeepholeLSTM:
+        twin = FusedPeepholeLSTM
+    else:
         raise TypeError(
             f"layer must be a course_lib.layers.LSTM or PeepholeLSTM, got {type(layer).__name__}"
         )
-    fast = classes[type(layer)].__new__(classes[type(layer)])
+    fast = twin.__new__(twin)
     fast.__dict__.update(layer.__dict__)  # the same parameters, buffers, flags and hooks
     return fast
