@@ -333,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         if problems:
             print(
-                f"{args.dst} is out of date: run `python -m course_lib.instructor.generate`", file=sys.stderr
+                f"{args.dst} is out of date: run `python -m course_lib.instructor.generate`",
+                file=sys.stderr,
             )
             return 1
         print(f"{args.dst} is in sync with {args.src}")

@@ -32,12 +32,17 @@ What it adds, only when nbval is active (``--nbval`` or ``--nbval-lax``):
   notebook is skipped as not run, and the other notebooks are graded as usual.
 
 The plugin never writes to a notebook. It is registered through the ``pytest11`` entry point
-``course_grading`` in ``pyproject.toml``; ``python -m course_lib.instructor.grade`` is the short command.
+``course_grading`` in ``pyproject.toml``; ``python -m course_lib.instructor.grade`` is the short
+command. With ``--grade-record FOLDER`` (the instructor's grader sets it) it prints no table and
+writes, for every cell, how it ended and which evidence files its checks wrote
+(``course_lib.instructor.classroom`` reads them and reaches the verdict).
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import os
 import signal
 import time
 import warnings
@@ -48,9 +53,12 @@ from queue import Empty
 
 import pytest
 
+from course_lib.instructor.sandbox import EVIDENCE_FOLDER  # where a sandbox's checks write
+
 DEFAULT_CELL_TIMEOUT = 60.0  # seconds; graded runs must never hang on a learner's endless loop
 _NBVAL_DEFAULT_CELL_TIMEOUT = 2000.0  # nbval's own default for --nbval-cell-timeout
 _KERNEL_POLL = 0.5  # seconds between checks that the kernel is still alive during a cell
+MAX_EVIDENCE = 200  # evidence files read per cell at most
 CSV_COLUMNS = ("learner", "notebook", "exercise", "title", "points", "possible", "status")
 
 
@@ -104,6 +112,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write the points per notebook and exercise to PATH as CSV (with --nbval/--nbval-lax)",
     )
+    group.addoption(
+        "--grade-record",
+        metavar="FOLDER",
+        default=None,
+        help="(used by the instructor's grader) write each cell's outcome and the evidence files "
+        "its checks wrote to FOLDER, one JSON line per cell; print no score table",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -129,6 +144,13 @@ def _skip_reason(report: pytest.TestReport) -> str:
 def _number(value: float) -> int | float:
     """Points as an int when whole, so JUnit and CSV say 3, not 3.0."""
     return int(value) if float(value).is_integer() else float(value)
+
+
+def _listing(folder: Path) -> set[str]:
+    try:
+        return {name for name in os.listdir(folder) if name.endswith(".json")}
+    except OSError:
+        return set()
 
 
 class KernelDied(Exception):
@@ -180,6 +202,8 @@ class CourseGrader:
         self.dead: dict[str, str] = {}  # notebook node id -> why its later cells are not run
         self.notes: dict[str, str] = {}  # item node id -> status note for its reports
         self.graded_notebooks: set[str] = set()  # notebook node ids with a points tag
+        self.record_folder = config.option.grade_record  # the instructor's grader reads this
+        self.evidence: dict[str, list[str]] = {}  # item node id -> evidence files it wrote
 
     # -- header --------------------------------------------------------------------------------
 
@@ -235,6 +259,8 @@ class CourseGrader:
                         raise KernelDied(_exit_description(kernel)) from None
 
         kernel.await_reply = await_reply
+        evidence = Path(str(item.parent.fspath)).parent / EVIDENCE_FOLDER
+        before = _listing(evidence) if self.record_folder else set()
         try:
             return (yield)
         except KernelDied as died:
@@ -249,6 +275,8 @@ class CourseGrader:
             ) from None
         finally:
             kernel.await_reply = original_await_reply
+            if self.record_folder:
+                self.evidence[item.nodeid] = sorted(_listing(evidence) - before)[:MAX_EVIDENCE]
             if notebook.timed_out and not was_timed_out:
                 self._timed_out(item)
 
@@ -302,7 +330,36 @@ class CourseGrader:
             self._add_property(item, report, "points", 0)  # never reached the call phase
         if item.nodeid in self.notes and "status" not in properties:
             self._add_property(item, report, "status", self.notes[item.nodeid])
+        if self.record_folder and (
+            call.when == "call" or (call.when == "setup" and not report.passed)
+        ):
+            self._record(item, report)
         return report
+
+    def _record(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """One JSON line for the instructor's grader: how the cell ended, what evidence it left."""
+        error = (
+            next(
+                (out for out in (item.test_outputs or []) if out.get("output_type") == "error"),
+                None,
+            )
+            if getattr(item, "test_outputs", None)
+            else None
+        )
+        line = {
+            "notebook": str(item.parent.fspath),
+            "cell": item.cell_num,
+            "cell_id": item.cell.get("id"),
+            "outcome": report.outcome,
+            "status": self.notes.get(item.nodeid)
+            or (_skip_reason(report) if report.skipped else report.outcome),
+            "error": None if error is None else str(error.get("ename")),
+            "evidence": self.evidence.get(item.nodeid, []),
+        }
+        worker = getattr(self.config, "workerinput", {}).get("workerid", "main")
+        folder = Path(self.record_folder)
+        with (folder / f"cells-{worker}.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
 
     @staticmethod
     def _add_property(item: pytest.Item, report: pytest.TestReport, name: str, value) -> None:
@@ -361,7 +418,7 @@ class CourseGrader:
         return parent or self.config.rootpath.name
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if hasattr(self.config, "workerinput") or not self.entries:
+        if hasattr(self.config, "workerinput") or not self.entries or self.record_folder:
             return
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", "course scores")
