@@ -60,6 +60,8 @@ from typing import NamedTuple
 
 import nbformat
 
+from course_lib.instructor import nbgrader
+
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
@@ -134,13 +136,27 @@ def content_hash(nb: nbformat.NotebookNode) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-def make_exercise(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
-    """Return the exercise notebook for a solution notebook (the input is not modified)."""
+def annotate(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+    """The solution notebook with nbgrader's cell metadata derived from its markers and tags
+    (``course_lib.instructor.nbgrader``); the input is not modified."""
     nb = copy.deepcopy(solution)
     for index, cell in enumerate(nb.cells):
         if "id" not in cell:
             # Notebook format 4.4 and older had no cell ids: derive stable ones, not random ones.
             cell["id"] = hashlib.sha1(f"{name}:{index}".encode()).hexdigest()[:8]
+        has_solution = cell.cell_type == "code" and any(
+            line.strip() == BEGIN_SOLUTION for line in cell.source.split("\n")
+        )
+        cell.metadata["nbgrader"] = nbgrader.cell_metadata(cell, has_solution)
+    nb.nbformat, nb.nbformat_minor = 4, max(nb.get("nbformat_minor", 5), 5)
+    return nb
+
+
+def make_exercise(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+    """Return the exercise notebook for a solution notebook (the input is not modified)."""
+    nb = annotate(solution, name)
+    for index, cell in enumerate(nb.cells):
+        cell.metadata.update(nbgrader.release_flags(cell.metadata["nbgrader"]))
         for key in _RUN_METADATA:
             cell.metadata.pop(key, None)
         if cell.cell_type == "code":
@@ -211,15 +227,26 @@ def render(solution_path: Path | str) -> str:
     return dumps(make_exercise(solution, name=solution_path.name))
 
 
+def annotated_text(solution_path: Path | str) -> str:
+    """The exact text of the solution notebook with its nbgrader metadata up to date."""
+    solution_path = Path(solution_path)
+    return dumps(annotate(nbformat.read(solution_path, as_version=4), solution_path.name))
+
+
 def generate(solutions_dir: Path | str, exercises_dir: Path | str, force: bool = False) -> Report:
     """Write ``exercises_dir/X.ipynb`` for every ``solutions_dir/X.ipynb``.
 
-    An existing exercise notebook that a learner has edited is skipped (and listed in the
-    report) unless ``force`` is true. Never deletes anything.
+    Each solution notebook first gets its nbgrader metadata brought up to date (in place: its
+    cells' ``metadata.nbgrader``, nothing else). An existing exercise notebook that a learner has
+    edited is skipped (and listed in the report) unless ``force`` is true. Never deletes anything.
     """
     exercises_dir = Path(exercises_dir)
     report = Report()
     for solution_path in solution_notebooks(solutions_dir):
+        text = annotated_text(solution_path)
+        if solution_path.read_bytes() != text.encode("utf-8"):
+            _write(solution_path, text)
+            report.written.append(solution_path)
         target = exercises_dir / solution_path.name
         text = render(solution_path)
         if target.exists():
@@ -241,6 +268,8 @@ def check(solutions_dir: Path | str, exercises_dir: Path | str) -> list[str]:
     solutions = solution_notebooks(solutions_dir)
     for solution_path in solutions:
         target = exercises_dir / solution_path.name
+        if solution_path.read_bytes() != annotated_text(solution_path).encode("utf-8"):
+            problems.append(f"{solution_path} lacks its up-to-date nbgrader metadata")
         if not target.exists():
             problems.append(f"{target} is missing")
         elif target.read_bytes() != render(solution_path).encode("utf-8"):
