@@ -1,18 +1,20 @@
-"""course_lib.cells against torch.nn: copied weights give the same outputs and gradients."""
+"""course_lib.cells: each equation against a step computed by hand, and against torch.nn.
+
+The hand-computed steps slice every weight matrix into its gates explicitly (W_ii = rows 0..H of
+weight_ih, ...) and write each equation out, so a wrong gate order, activation or wiring in
+cells.py makes them fail; torch.nn is a second, independent reference.
+"""
+
+import inspect
 
 import pytest
 import torch
+from helpers import DEVICES, flat, needs_cuda
 from torch import nn
 
 from course_lib.cells import GRUCell, LSTMCell, PeepholeLSTMCell, RNNCell
 
 DTYPES = [torch.float32, torch.float64]
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-    ),
-]
 PAIRS = [
     (RNNCell, nn.RNNCell, {}),
     (RNNCell, nn.RNNCell, {"nonlinearity": "relu"}),
@@ -20,10 +22,6 @@ PAIRS = [
     (GRUCell, nn.GRUCell, {}),
     (LSTMCell, nn.LSTMCell, {"bias": False}),
 ]
-
-
-def _state(ours_out):
-    return ours_out if isinstance(ours_out, tuple) else (ours_out,)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -38,7 +36,7 @@ def test_cell_matches_torch_forward_and_grad(ours_class, torch_class, kwargs, dt
     h0 = torch.randn(3, 7, dtype=dtype, device=device)
     hx = (h0, torch.randn_like(h0)) if torch_class is nn.LSTMCell else h0
 
-    expected, got = _state(reference(x, hx)), _state(ours(x, hx))
+    expected, got = flat(reference(x, hx)), flat(ours(x, hx))
     for e, g in zip(expected, got):
         torch.testing.assert_close(g, e)
 
@@ -56,7 +54,7 @@ def test_state_dict_loads_both_ways_and_unbatched_input(ours_class, torch_class,
     reference = torch_class(4, 6, **kwargs)
     reference.load_state_dict(ours.state_dict())
     x = torch.randn(4)
-    for e, g in zip(_state(reference(x)), _state(ours(x))):
+    for e, g in zip(flat(reference(x)), flat(ours(x))):
         assert g.shape == (6,)
         torch.testing.assert_close(g, e)
 
@@ -113,26 +111,6 @@ def test_peephole_parameter_counts():
     assert full - lstm == 3 * H * H
 
 
-@pytest.mark.parametrize("full", [False, True])
-def test_peephole_gradcheck_float64(full):
-    torch.manual_seed(3)
-    cell = PeepholeLSTMCell(3, 4, full=full).double()
-    with torch.no_grad():
-        for name in ("weight_ci", "weight_cf", "weight_co"):
-            getattr(cell, name).normal_()
-    x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
-    h = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
-    c = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
-    peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co)
-
-    def step(x, h, c, w_ci, w_cf, w_co):
-        params = {"weight_ci": w_ci, "weight_cf": w_cf, "weight_co": w_co}
-        return torch.func.functional_call(cell, params, (x, (h, c)), strict=False)
-
-    inputs = (x, h, c, *(p.detach().clone().requires_grad_(True) for p in peepholes))
-    assert torch.autograd.gradcheck(step, inputs)
-
-
 def test_peephole_sees_old_cell_for_i_f_and_new_cell_for_o():
     torch.manual_seed(4)
     cell = PeepholeLSTMCell(2, 3)
@@ -168,7 +146,7 @@ def test_bad_inputs_name_the_argument(cell_class):
     with pytest.raises(TypeError, match="x must be a torch.Tensor, got list"):
         cell([[1.0, 2.0, 3.0]])
     bad_state = torch.randn(3, 4)  # batch of 3 for an input batch of 2
-    hx = (bad_state, bad_state) if isinstance(cell, LSTMCell) else bad_state
+    hx = (bad_state, bad_state) if cell_class in (LSTMCell, PeepholeLSTMCell) else bad_state
     with pytest.raises(ValueError, match=r"must have shape \(2, 4\), got \(3, 4\)"):
         cell(torch.randn(2, 3), hx)
 
@@ -181,13 +159,19 @@ def test_lstm_hx_must_be_a_pair():
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="hidden_size must be a positive int, got 0"):
         LSTMCell(3, 0)
-    with pytest.raises(ValueError, match="input_size must be a positive int"):
+    with pytest.raises(TypeError, match="input_size must be an int, got float 2.5"):
         GRUCell(2.5, 3)
     with pytest.raises(ValueError, match="nonlinearity"):
         RNNCell(3, 4, nonlinearity="sigmoid")
+    with pytest.raises(TypeError, match="bias must be a bool"):
+        GRUCell(3, 4, bias="False")  # a non-empty string would read as True
+    with pytest.raises(TypeError, match="full must be a bool"):
+        PeepholeLSTMCell(3, 4, full=1)
+    with pytest.raises(TypeError, match="forget_bias must be a number"):
+        LSTMCell(3, 4, forget_bias="3")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@needs_cuda
 def test_mixed_devices_are_refused():
     cell = LSTMCell(3, 4).cuda()
     with pytest.raises(ValueError, match="x is on cpu but the parameters are on cuda"):
@@ -199,3 +183,155 @@ def test_mixed_devices_are_refused_on_cpu_too():
     cell = LSTMCell(3, 4)
     with pytest.raises(ValueError, match="x is on meta but the parameters are on cpu"):
         cell(torch.randn(2, 3, device="meta"))
+
+
+# --- the equations, step by step, by hand -----------------------------------------------------
+
+
+def _blocks(cell, count):
+    """Each gate's slice of the parameters, in stored order: [(W_i*, W_h*, b_i* + b_h*), ...]."""
+    H = cell.hidden_size
+    blocks = []
+    for k in range(count):
+        rows = slice(k * H, (k + 1) * H)
+        bias = cell.bias_ih[rows] + cell.bias_hh[rows]
+        blocks.append((cell.weight_ih[rows], cell.weight_hh[rows], bias))
+    return blocks
+
+
+def _affine(block, x, h):
+    W_i, W_h, b = block
+    return x @ W_i.T + h @ W_h.T + b
+
+
+def _random_cell(cell_class, **kwargs):
+    torch.manual_seed(11)
+    cell = cell_class(3, 4, **kwargs).double()
+    with torch.no_grad():
+        for parameter in cell.parameters():
+            parameter.normal_()  # peepholes too, so that every term matters
+    x, h, c = (torch.randn(2, n, dtype=torch.float64) for n in (3, 4, 4))
+    return cell, x, h, c
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_cell_step_by_hand(nonlinearity):
+    cell, x, h, _ = _random_cell(RNNCell, nonlinearity=nonlinearity)
+    (block,) = _blocks(cell, 1)
+    act = torch.tanh if nonlinearity == "tanh" else torch.relu
+    torch.testing.assert_close(cell(x, h), act(_affine(block, x, h)))
+
+
+def test_lstm_cell_step_by_hand():
+    cell, x, h, c = _random_cell(LSTMCell)
+    gate_i, gate_f, gate_g, gate_o = _blocks(cell, 4)  # the stored order is i|f|g|o
+    i = torch.sigmoid(_affine(gate_i, x, h))
+    f = torch.sigmoid(_affine(gate_f, x, h))
+    g = torch.tanh(_affine(gate_g, x, h))
+    o = torch.sigmoid(_affine(gate_o, x, h))
+    c_new = f * c + i * g
+    h_new = o * torch.tanh(c_new)
+    (h_got, c_got), gates = cell.step(x, (h, c))
+    torch.testing.assert_close(c_got, c_new)
+    torch.testing.assert_close(h_got, h_new)
+    for name, expected in zip("ifgo", (i, f, g, o)):
+        torch.testing.assert_close(gates[name], expected, msg=f"gate {name}")
+
+
+def test_gru_cell_step_by_hand_with_pytorchs_reset_placement():
+    cell, x, h, _ = _random_cell(GRUCell)
+    H = cell.hidden_size
+    W_ir, W_iz, W_in = cell.weight_ih.split(H)  # the stored order is r|z|n
+    W_hr, W_hz, W_hn = cell.weight_hh.split(H)
+    b_ir, b_iz, b_in = cell.bias_ih.split(H)
+    b_hr, b_hz, b_hn = cell.bias_hh.split(H)
+    r = torch.sigmoid(x @ W_ir.T + b_ir + h @ W_hr.T + b_hr)
+    z = torch.sigmoid(x @ W_iz.T + b_iz + h @ W_hz.T + b_hz)
+    n = torch.tanh(x @ W_in.T + b_in + r * (h @ W_hn.T + b_hn))  # r multiplies W_hn h + b_hn
+    h_new = (1 - z) * n + z * h
+    h_got, gates = cell.step(x, h)
+    torch.testing.assert_close(h_got, h_new)
+    torch.testing.assert_close(gates["n"], n)
+    # Cho et al.'s placement, W_hn (r * h) + b_hn, gives another candidate: the test can tell.
+    n_paper = torch.tanh(x @ W_in.T + b_in + (r * h) @ W_hn.T + b_hn)
+    assert not torch.allclose(gates["n"], n_paper)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_peephole_cell_step_by_hand(full):
+    """c_{t-1} feeds i and f, the new c_t feeds o; diagonal w * c or full W c."""
+    cell, x, h, c = _random_cell(PeepholeLSTMCell, full=full)
+
+    def peek(weight, state):
+        return state @ weight.T if full else weight * state
+
+    gate_i, gate_f, gate_g, gate_o = _blocks(cell, 4)
+    i = torch.sigmoid(_affine(gate_i, x, h) + peek(cell.weight_ci, c))
+    f = torch.sigmoid(_affine(gate_f, x, h) + peek(cell.weight_cf, c))
+    g = torch.tanh(_affine(gate_g, x, h))
+    c_new = f * c + i * g
+    o = torch.sigmoid(_affine(gate_o, x, h) + peek(cell.weight_co, c_new))
+    h_new = o * torch.tanh(c_new)
+    (h_got, c_got), gates = cell.step(x, (h, c))
+    for name, expected in zip("ifgo", (i, f, g, o)):
+        torch.testing.assert_close(gates[name], expected, msg=f"gate {name}")
+    torch.testing.assert_close(c_got, c_new)
+    torch.testing.assert_close(h_got, h_new)
+
+
+def test_each_peephole_reaches_only_its_own_gate():
+    """Perturb one peephole weight at a time: its gate moves, and o through the new c_t."""
+    cell, x, h, c = _random_cell(PeepholeLSTMCell)
+    _, before = cell.step(x, (h, c))
+    moved = {}
+    for name in ("weight_ci", "weight_cf", "weight_co"):
+        with torch.no_grad():
+            getattr(cell, name).add_(0.5)
+        _, after = cell.step(x, (h, c))
+        with torch.no_grad():
+            getattr(cell, name).sub_(0.5)
+        moved[name] = {gate for gate in "ifgo" if not torch.allclose(after[gate], before[gate])}
+    # w_ci and w_cf move their gate, hence c_t, hence o (which sees c_t); w_co moves o alone,
+    # since o comes after c_t: nothing of the step before it may change.
+    assert moved == {"weight_ci": {"i", "o"}, "weight_cf": {"f", "o"}, "weight_co": {"o"}}
+
+
+# --- the torch.nn contract ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ours, reference",
+    [(RNNCell, nn.RNNCell), (LSTMCell, nn.LSTMCell), (GRUCell, nn.GRUCell)],
+)
+def test_constructor_has_torchs_positional_order(ours, reference):
+    def positional(cls):
+        return [
+            p.name
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"
+        ]
+
+    assert positional(ours) == positional(reference)
+    assert positional(PeepholeLSTMCell) == positional(nn.LSTMCell)
+
+
+def test_course_extensions_are_keyword_only():
+    with pytest.raises(TypeError):
+        LSTMCell(3, 4, True, None, None, 3.0)  # forget_bias can never be passed by position
+    with pytest.raises(TypeError):
+        PeepholeLSTMCell(3, 4, True, None, None, None, True)
+
+
+@pytest.mark.parametrize("cell_class", [RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell])
+def test_factory_keywords_and_same_seed_as_torch(cell_class):
+    cell = cell_class(3, 4, dtype=torch.float64, device="cpu")
+    assert all(p.dtype == torch.float64 for p in cell.parameters())
+    assert cell_class(3, 4, device="meta").weight_ih.is_meta
+    reference_class = {RNNCell: nn.RNNCell, GRUCell: nn.GRUCell}.get(cell_class, nn.LSTMCell)
+    torch.manual_seed(12)
+    reference, after_reference = reference_class(3, 4), torch.rand(2)
+    torch.manual_seed(12)
+    ours, after_ours = cell_class(3, 4), torch.rand(2)
+    for name, value in reference.state_dict().items():
+        assert torch.equal(ours.state_dict()[name], value), name
+    assert torch.equal(after_ours, after_reference)  # the peepholes draw no random numbers

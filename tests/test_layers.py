@@ -1,10 +1,14 @@
-"""course_lib.layers against torch.nn: same state dicts, outputs, final states and gradients."""
+"""course_lib.layers against torch.nn: same state dicts, outputs, final states and gradients;
+the peephole layer's recurrence against its cell stepped by hand; torch.nn's constructor contract.
+"""
 
 import contextlib
+import inspect
 import itertools
 
 import pytest
 import torch
+from helpers import DEVICES, assert_same_results, copy_weights, flat, needs_cuda, weighted_loss
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -16,12 +20,6 @@ KINDS = {
     "gru": (GRU, nn.GRU),
     "peephole": (PeepholeLSTM, nn.LSTM),
 }
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-    ),
-]
 I, H, T, B = 5, 6, 7, 4
 
 
@@ -30,8 +28,7 @@ def make_pair(kind, device="cpu", dtype=torch.float32, **kwargs):
     ours_class, torch_class = KINDS[kind]
     reference = torch_class(I, H, **kwargs).to(device, dtype)
     ours = ours_class(I, H, **kwargs).to(device, dtype)
-    result = ours.load_state_dict(reference.state_dict(), strict=kind != "peephole")
-    assert not result.unexpected_keys
+    copy_weights(ours, reference)
     return ours, reference
 
 
@@ -48,23 +45,14 @@ def torch_kernels(device):
     )
 
 
-def flat(hidden):
-    return hidden if isinstance(hidden, tuple) else (hidden,)
-
-
-def loss_of(output, hidden):
-    # Weighted so that every output and state element gets its own gradient.
-    total = (
-        output * torch.linspace(-1, 1, output.shape[-1], device=output.device, dtype=output.dtype)
-    ).sum()
-    return total + sum(s.square().sum() for s in flat(hidden))
-
-
 def assert_same_gradients(ours, reference, x, ours_out, ref_out, **tolerance):
+    """Gradients of x and of every parameter, for results computed from different inputs."""
     params_ours = dict(ours.named_parameters())
     names = [name for name, _ in reference.named_parameters()]
-    grads_ref = torch.autograd.grad(loss_of(*ref_out), [x, *reference.parameters()])
-    grads_ours = torch.autograd.grad(loss_of(*ours_out), [x, *(params_ours[n] for n in names)])
+    loss_ref = weighted_loss(ref_out[0], *flat(ref_out[1]))
+    loss_ours = weighted_loss(ours_out[0], *flat(ours_out[1]))
+    grads_ref = torch.autograd.grad(loss_ref, [x, *reference.parameters()])
+    grads_ours = torch.autograd.grad(loss_ours, [x, *(params_ours[n] for n in names)])
     for name, e, g in zip(["x", *names], grads_ref, grads_ours):
         torch.testing.assert_close(
             g, e, **tolerance, msg=lambda m, name=name: f"gradient of {name}: {m}"
@@ -89,15 +77,11 @@ def test_layer_matches_torch(kind, num_layers, bidirectional, batch_first, dtype
     hx = (h0, torch.randn_like(h0)) if kind in ("lstm", "peephole") else h0
 
     with torch_kernels(device):
-        ref_out, ours_out = reference(x, hx), ours(x, hx)
-        torch.testing.assert_close(ours_out[0], ref_out[0])
-        for e, g in zip(flat(ref_out[1]), flat(ours_out[1])):
-            torch.testing.assert_close(g, e)
-        assert_same_gradients(ours, reference, x, ours_out, ref_out)
+        assert_same_results(ours, reference, (x, hx), (x,))
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@needs_cuda
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_cudnn_agrees_within_its_precision(kind):
     """Against cuDNN itself, in float32 with TF32 off: within cuDNN's own ~1e-5 error."""
@@ -198,28 +182,6 @@ def test_peephole_layer_with_zero_peepholes_equals_our_lstm_exactly(full):
     assert torch.equal(out_a, out_b) and torch.equal(h_a, h_b) and torch.equal(c_a, c_b)
 
 
-@pytest.mark.parametrize("full", [False, True])
-def test_peephole_layer_gradcheck_float64(full):
-    torch.manual_seed(6)
-    layer = PeepholeLSTM(3, 2, bidirectional=True, full=full).double()
-    with torch.no_grad():
-        for name, p in layer.named_parameters():
-            if name.startswith("weight_c"):
-                p.normal_()
-    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
-
-    def run(x, *peepholes):
-        params = {n: p for (n, _), p in zip(peephole_params, peepholes)}
-        output, (h_n, c_n) = torch.func.functional_call(
-            layer, params, (x,), {"lengths": [4, 2]}, strict=False
-        )
-        return output, h_n, c_n
-
-    peephole_params = [(n, p) for n, p in layer.named_parameters() if n.startswith("weight_c")]
-    inputs = (x, *(p.detach().clone().requires_grad_(True) for _, p in peephole_params))
-    assert torch.autograd.gradcheck(run, inputs)
-
-
 def test_state_dict_keys_and_shapes_match_torch():
     ours = LSTM(I, H, num_layers=2, bidirectional=True)
     reference = nn.LSTM(I, H, num_layers=2, bidirectional=True)
@@ -243,7 +205,8 @@ def test_unbatched_input():
 def test_dropout_only_between_layers_and_only_in_training():
     torch.manual_seed(8)
     x = torch.randn(T, B, I)
-    single = LSTM(I, H, dropout=0.5)
+    with pytest.warns(UserWarning, match="between stacked layers"):
+        single = LSTM(I, H, dropout=0.5)
     assert torch.equal(single.train()(x)[0], single.eval()(x)[0])  # nothing to drop between
     stacked = LSTM(I, H, num_layers=2, dropout=0.5)
     assert not torch.equal(stacked.train()(x)[0], stacked.eval()(x)[0])
@@ -336,6 +299,22 @@ def test_bad_constructor_arguments():
         GRU(I, H, dropout=1.5)
     with pytest.raises(ValueError, match="nonlinearity"):
         RNN(I, H, nonlinearity="sigmoid")
+    with pytest.raises(TypeError, match="batch_first must be a bool.*got str 'False'"):
+        GRU(3, 5, batch_first="False")  # torch.nn raises TypeError too; a string reads as True
+    with pytest.raises(TypeError, match="bias must be a bool"):
+        LSTM(I, H, bias=1)
+    with pytest.raises(TypeError, match="bidirectional must be a bool"):
+        RNN(I, H, bidirectional="yes")
+    with pytest.raises(TypeError, match="hidden_size must be an int"):
+        GRU(I, 6.0)
+    with pytest.raises(ValueError, match="proj_size must be smaller than hidden_size=6, got 6"):
+        LSTM(I, H, proj_size=H)
+    with pytest.raises(ValueError, match="proj_size must be a non-negative int"):
+        PeepholeLSTM(I, H, proj_size=-1)
+    with pytest.raises(TypeError, match="full must be a bool"):
+        PeepholeLSTM(I, H, full="True")
+    with pytest.warns(UserWarning, match="num_layers=1"):
+        LSTM(I, H, dropout=0.5)
 
 
 @pytest.mark.parametrize("forget_bias", [None, 3.0])
@@ -359,3 +338,161 @@ def test_same_seed_gives_the_same_start_as_torch_and_lstm(forget_bias):
         for name, value in state.items():
             if forget_bias is None or "bias" not in name:
                 assert torch.equal(value, reference[name]), name
+
+
+# --- the peephole layer's own recurrence, and projections -------------------------------------
+
+
+def _nonzero_peepholes(layer):
+    with torch.no_grad():
+        for name, parameter in layer.named_parameters():
+            if name.startswith("weight_c"):
+                parameter.normal_(0, 0.7)
+
+
+def _step(w, x_t, h, c):
+    """One peephole step written out: c_{t-1} feeds i and f, c_t feeds o, then h = W_hr h."""
+    gates = x_t @ w.weight_ih.T + h @ w.weight_hh.T + w.bias_ih + w.bias_hh
+    i, f, g, o = gates.chunk(4)
+    w_ci, w_cf, w_co = w.peepholes
+    i = torch.sigmoid(i + w_ci * c)
+    f = torch.sigmoid(f + w_cf * c)
+    c = f * c + i * torch.tanh(g)
+    o = torch.sigmoid(o + w_co * c)
+    h = o * torch.tanh(c)
+    return (h if w.weight_hr is None else w.weight_hr @ h), c
+
+
+def _by_hand(layer, x, lengths):
+    """Each sequence alone, without its padding, layer by layer and direction by direction:
+    the layer's loop, written the slow way. Returns outputs, and h_n, c_n of each sequence."""
+    P = layer.proj_size or layer.hidden_size
+    outputs, finals = [], []
+    for b, length in enumerate(lengths):
+        seq = x[:length, b]  # (length, I)
+        states = []
+        for layer_index in range(layer.num_layers):
+            directions = []
+            for reverse in (False, True)[: layer.num_directions]:
+                w = layer.weights(layer_index, reverse)
+                h, c = x.new_zeros(P), x.new_zeros(layer.hidden_size)
+                hs = []
+                for t in reversed(range(length)) if reverse else range(length):
+                    h, c = _step(w, seq[t], h, c)
+                    hs.append(h)
+                directions.append(torch.stack(hs[::-1] if reverse else hs))
+                states.append((h, c))
+            seq = torch.cat(directions, dim=-1)
+        outputs.append(seq)
+        finals.append(states)
+    return outputs, finals
+
+
+@pytest.mark.parametrize("proj_size", [0, 3])
+def test_peephole_layer_recurrence_by_hand(proj_size):
+    torch.manual_seed(13)
+    layer = PeepholeLSTM(I, H, num_layers=2, bidirectional=True, proj_size=proj_size).double()
+    _nonzero_peepholes(layer)
+    lengths = [7, 3, 5, 1]
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    output, (h_n, c_n) = layer(x, lengths=lengths)
+    outputs, finals = _by_hand(layer, x, lengths)
+    for b, length in enumerate(lengths):
+        torch.testing.assert_close(output[:length, b], outputs[b])
+        assert not output[length:, b].any()  # zeros past the end
+        for k, (h, c) in enumerate(finals[b]):  # torch.nn's order: layer, then direction
+            torch.testing.assert_close(h_n[k, b], h)
+            torch.testing.assert_close(c_n[k, b], c)
+    assert h_n.shape[-1] == (proj_size or H) and c_n.shape[-1] == H
+
+
+@pytest.mark.parametrize("kind", ["lstm", "peephole"])
+def test_projection_matches_torch(kind):
+    """torch.nn.LSTM's proj_size: weight_hr_l*, h and outputs of size P, c of size H."""
+    torch.manual_seed(14)
+    ours, reference = make_pair(kind, dtype=torch.float64, num_layers=2, proj_size=2,
+                                bidirectional=True, batch_first=True)  # fmt: skip
+    assert ours.state_dict().keys() >= reference.state_dict().keys()
+    assert ours.weight_hr_l1_reverse.shape == (2, H) and ours.weight_hh_l0.shape == (4 * H, 2)
+    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    hx = (torch.randn(4, B, 2, dtype=torch.float64), torch.randn(4, B, H, dtype=torch.float64))
+    assert_same_results(ours, reference, (x, hx), (x,))
+    with pytest.raises(ValueError, match=r"hx\[0\] must have shape \(4, 4, 2\)"):
+        ours(x, (hx[1], hx[1]))
+    with pytest.raises(ValueError, match="proj_size=0"):
+        ours.cell()
+
+
+# --- the rest of torch.nn's contract ----------------------------------------------------------
+
+
+def _positional(cls):
+    return [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"
+    ]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_constructor_has_torchs_positional_order(kind):
+    ours, reference = KINDS[kind]
+    # torch.nn's own __init__ takes *args (its signatures are typing overloads), so the order
+    # is written out here from torch.nn's documentation.
+    expected = {
+        "rnn": ["input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
+                "dropout", "bidirectional", "device", "dtype"],
+        "gru": ["input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+                "bidirectional", "device", "dtype"],
+    }.get(kind, ["input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+                 "bidirectional", "proj_size", "device", "dtype"])  # fmt: skip
+    assert _positional(ours) == expected
+    # The same positional arguments mean the same thing to both.
+    values = {"input_size": I, "hidden_size": H, "num_layers": 2, "nonlinearity": "relu",
+              "bias": False, "batch_first": True, "dropout": 0.25, "bidirectional": True,
+              "proj_size": 2, "device": "cpu", "dtype": torch.float64}  # fmt: skip
+    # device and dtype by keyword: torch.nn.GRU and RNN hand a ninth positional argument to
+    # their base class's proj_size, whatever their documented signature says.
+    args = [values[name] for name in expected[:-2]]
+    factory = {"device": "cpu", "dtype": torch.float64}
+    ours_layer, reference_layer = ours(*args, **factory), reference(*args, **factory)
+    for name in expected[:-2]:
+        assert getattr(ours_layer, name) == getattr(reference_layer, name), name
+
+
+def test_torchs_eighth_argument_is_proj_size_and_extensions_are_keyword_only():
+    layer = LSTM(I, H, 1, True, False, 0.0, False, 2)  # torch.nn's positional proj_size
+    assert layer.proj_size == 2 and layer.forget_bias is None
+    with pytest.raises(TypeError):
+        LSTM(I, H, 1, True, False, 0.0, False, 0, None, None, 3.0)  # forget_bias by position
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_attributes_code_written_for_torch_uses(kind):
+    ours, reference = make_pair(kind, num_layers=2, bidirectional=True)
+    assert ours.mode == reference.mode and ours.proj_size == reference.proj_size == 0
+    ours.flatten_parameters()  # a documented no-op
+    names = [[name for name, p in ours.named_parameters() if any(p is q for q in weights)]
+             for weights in ours.all_weights]  # fmt: skip
+    expected = [list(names_) for names_ in reference._all_weights]
+    if kind == "peephole":  # ours adds the peepholes after torch.nn's weights
+        expected = [e + [n.replace("weight_ih", f"weight_{g}") for g in ("ci", "cf", "co")
+                         for n in e[:1]] for e in expected]  # fmt: skip
+    assert names == expected
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_factory_keywords(kind):
+    layer = KINDS[kind][0](I, H, num_layers=2, dtype=torch.float64, device="cpu")
+    assert {p.dtype for p in layer.parameters()} == {torch.float64}
+    meta = KINDS[kind][0](I, H, device="meta")
+    assert all(p.is_meta for p in meta.parameters())
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_cell_draws_no_random_numbers(kind):
+    layer = KINDS[kind][0](I, H, num_layers=2, bidirectional=True)
+    before = torch.get_rng_state()
+    cell = layer.cell(layer=1, reverse=True)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert cell.weight_ih is layer.weight_ih_l1_reverse
