@@ -204,9 +204,11 @@ class Report:
     written: list[Path] = field(default_factory=list)  # created or replaced
     unchanged: list[Path] = field(default_factory=list)  # already byte-identical
     skipped: list[Path] = field(default_factory=list)  # edited by a learner: left alone
+    annotated: list[Path] = field(default_factory=list)  # solutions given nbgrader metadata
 
     def __str__(self) -> str:
-        lines = [f"wrote {path}" for path in self.written]
+        lines = [f"nbgrader metadata updated in {path}" for path in self.annotated]
+        lines += [f"wrote {path}" for path in self.written]
         lines += [f"up to date {path}" for path in self.unchanged]
         lines += [
             f"skipped {path}: it has been edited since it was generated (use --force to overwrite)"
@@ -246,7 +248,7 @@ def generate(solutions_dir: Path | str, exercises_dir: Path | str, force: bool =
         text = annotated_text(solution_path)
         if solution_path.read_bytes() != text.encode("utf-8"):
             _write(solution_path, text)
-            report.written.append(solution_path)
+            report.annotated.append(solution_path)
         target = exercises_dir / solution_path.name
         text = render(solution_path)
         if target.exists():
