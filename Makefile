@@ -13,7 +13,7 @@ WORKERS ?= 2
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-k lstm" or make grade PYTEST_ARGS=-v
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test lint format exercises execute grade benchmark clean distclean
+.PHONY: setup lab test lint format exercises execute grade benchmark clean distclean figures
 
 setup: $(STAMP)
 
@@ -52,6 +52,10 @@ format: setup
 # Regenerate exercises/ from solutions/ (never overwrites a notebook a learner changed).
 exercises: setup
 	$(BIN)/python -m course_lib.instructor.generate $(ARGS)
+
+# Redraw the lectures' diagrams (notebooks/figures/*.svg) from course_lib.diagrams.
+figures: setup
+	$(BIN)/python -m course_lib.diagrams
 
 # Re-execute the lectures in place, so they are committed with their outputs. On the CPU, so the
 # committed outputs do not depend on the machine; no widget state or timing metadata is stored,
