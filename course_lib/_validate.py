@@ -82,7 +82,9 @@ def check_number(
 def check_choice(name: str, value: object, choices: Collection[object]) -> None:
     """``value`` must be one of ``choices`` (an unknown name is a wrong value: ValueError)."""
     if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+        named = tuple(choice for choice in choices if choice is not None)
+        either = "None or one of" if None in choices else "one of"
+        raise ValueError(f"{name} must be {either} {named}, got {value!r}")
 
 
 def check_instance(name: str, value: object, kind: type | tuple[type, ...], what: str) -> None:

@@ -23,6 +23,7 @@ Shapes: B batch, I input features, H hidden units (see :mod:`course_lib`).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -199,6 +200,10 @@ class _Cell(nn.Module):
             self._check_state("hx[0]", hx[0], x, batched),
             self._check_state("hx[1]", hx[1], x, batched),
         )
+
+    def step(self, x: Tensor, hx: Any = None) -> tuple[Any, dict[str, Tensor]]:
+        """One step: the new state and the gates it used (written out in each cell)."""
+        raise NotImplementedError
 
     def _project(self, x: Tensor, h: Tensor) -> Tensor:
         """All gate pre-activations at once: one matmul for the input, one for the state."""

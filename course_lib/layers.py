@@ -227,8 +227,7 @@ class _RecurrentLayer(nn.Module):
 
     def _reference(self) -> Tensor:
         """A parameter whose dtype and device every input must share."""
-        weight: Tensor = self.weight_ih_l0
-        return weight
+        return self.get_parameter("weight_ih_l0")
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
@@ -370,7 +369,7 @@ class _RecurrentLayer(nn.Module):
         """An empty cell of this layer's kind on the meta device (no memory, no random numbers)."""
         raise NotImplementedError
 
-    def cell(self, layer: int = 0, reverse: bool = False) -> nn.Module:
+    def cell(self, layer: int = 0, reverse: bool = False) -> _Cell:
         """A cell module that shares (not copies) the parameters of one layer and direction.
 
         It draws no random numbers: the global random state is the same before and after.
@@ -403,11 +402,11 @@ class _RecurrentLayer(nn.Module):
             outputs = []
             for direction in range(self.num_directions):
                 w = self.weights(below, reverse=direction == 1)
-                state = self._initial_states(None, x, True)[0]
+                zeros = self._initial_states(None, x, True)[0]
                 if direction == 0:
-                    out, _ = self._recur(x, state, w, None)
+                    out, _ = self._recur(x, zeros, w, None)
                 else:
-                    out, _ = self._recur(x.flip(0), state, w, None)
+                    out, _ = self._recur(x.flip(0), zeros, w, None)
                     out = out.flip(0)
                 outputs.append(out)
             x = torch.cat(outputs, dim=-1)  # (T, B, D*H)
@@ -538,6 +537,10 @@ class RNN(_RecurrentLayer):
         if mask is not None:
             output = output * mask  # zeros past each sequence's end
         return output, (h,)
+
+
+# The base class of the four layers, for type hints (course_lib.models.make_layer returns one).
+RecurrentLayer = _RecurrentLayer
 
 
 def _init_forget_biases(layer: _RecurrentLayer, value: float) -> None:

@@ -16,17 +16,26 @@ V vocabulary, C classes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from course_lib import layers
-from course_lib._validate import check_positive_int, check_tensor, check_token_ids
+from course_lib._validate import (
+    check_bool,
+    check_choice,
+    check_instance,
+    check_number,
+    check_positive_int,
+    check_tensor,
+    check_token_ids,
+)
 from course_lib.tasks import TaskData
 
 # The recurrent layer behind each `kind`. All four share torch.nn's interface.
-LAYERS: dict[str, type[nn.Module]] = {
+LAYERS: dict[str, Callable[..., layers.RecurrentLayer]] = {
     "rnn": layers.RNN,
     "lstm": layers.LSTM,
     "gru": layers.GRU,
@@ -51,26 +60,18 @@ class ModelConfig:
     dropout: float = 0.0  # between stacked layers (torch.nn's meaning); needs num_layers > 1
 
     def __post_init__(self) -> None:
-        if self.kind not in LAYERS:
-            raise ValueError(f"kind must be one of {tuple(LAYERS)}, got {self.kind!r}")
+        check_choice("kind", self.kind, tuple(LAYERS))
         for name in ("hidden_size", "num_layers", "embedding_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.bidirectional, bool):
-            raise TypeError(
-                f"bidirectional must be a bool, got {type(self.bidirectional).__name__}"
-            )
+            check_positive_int(name, getattr(self, name))
+        check_bool("bidirectional", self.bidirectional)
         if self.forget_bias is not None:
             if self.kind not in LSTM_KINDS:
                 raise ValueError(
                     f"forget_bias applies to kinds {LSTM_KINDS} (they have a forget gate), "
                     f"got kind={self.kind!r}; leave forget_bias=None"
                 )
-            if isinstance(self.forget_bias, bool) or not isinstance(self.forget_bias, (int, float)):
-                raise TypeError(f"forget_bias must be a number or None, got {self.forget_bias!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+            check_number("forget_bias", self.forget_bias)
+        check_number("dropout", self.dropout, 0.0, 1.0, high_open=True)
 
     @property
     def directions(self) -> int:
@@ -78,19 +79,28 @@ class ModelConfig:
         return 2 if self.bidirectional else 1
 
 
-def make_layer(config: ModelConfig, input_size: int) -> nn.Module:
+def make_layer(config: ModelConfig, input_size: int) -> layers.RecurrentLayer:
     """The batch-first recurrent layer of ``config``, reading ``input_size`` features per step."""
-    if not isinstance(config, ModelConfig):
-        raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-    options = dict(
+    check_instance("config", config, ModelConfig, "a ModelConfig")
+    layer_class = LAYERS[config.kind]
+    if layer_class in (layers.LSTM, layers.PeepholeLSTM):
+        return layer_class(
+            input_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            dropout=config.dropout,
+            bidirectional=config.bidirectional,
+            forget_bias=config.forget_bias,
+        )
+    return layer_class(
+        input_size,
+        config.hidden_size,
         num_layers=config.num_layers,
         batch_first=True,
         dropout=config.dropout,
         bidirectional=config.bidirectional,
     )
-    if config.kind in LSTM_KINDS:
-        options["forget_bias"] = config.forget_bias
-    return LAYERS[config.kind](input_size, config.hidden_size, **options)
 
 
 def last_layer_state(h_n: Tensor, config: ModelConfig) -> Tensor:
@@ -156,7 +166,7 @@ class Regressor(nn.Module):
 
     def forward(self, x: Tensor, lengths: object = None) -> Tensor:
         """``x`` (B, T, I) float → predictions (B,)."""
-        check_tensor("x", x)
+        x = check_tensor("x", x)
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"x must have shape (B, T, {self.input_size}), got {tuple(x.shape)}")
         _, hidden = self.rnn(x, lengths=lengths)
@@ -166,17 +176,17 @@ class Regressor(nn.Module):
 
 def model_for(data: TaskData, config: ModelConfig) -> nn.Module:
     """The model that fits ``data``: a regressor, a tagger or a classifier of the right sizes."""
-    if not isinstance(data, TaskData):
-        raise TypeError(f"data must be a TaskData, got {type(data).__name__}")
+    check_instance("data", data, TaskData, "a TaskData")
     if data.metric == "mse":
         return Regressor(data.inputs.shape[-1], config)
     if data.vocab is None or data.classes is None:
         raise ValueError("model_for needs token inputs and named classes for a classification task")
+    vocab_size, num_classes = len(data.vocab), len(data.classes)  # V and C
     if data.per_step:
         if data.targets.shape[1] != data.inputs.shape[1]:
             raise ValueError(
                 "targets and inputs have different lengths (a sequence-to-sequence task such as "
                 "copy_memory); use course_lib.seq2seq.EncoderDecoder"
             )
-        return SequenceTagger(data.vocab_size, data.num_classes, config)
-    return SequenceClassifier(data.vocab_size, data.num_classes, config)
+        return SequenceTagger(vocab_size, num_classes, config)
+    return SequenceClassifier(vocab_size, num_classes, config)

@@ -35,7 +35,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from course_lib._validate import check_lengths, check_tensor, check_token_ids
+from course_lib._validate import (
+    check_bool,
+    check_choice,
+    check_lengths,
+    check_positive_int,
+    check_tensor,
+    check_token_ids,
+)
 from course_lib.attention import MultiHeadSelfAttention, lengths_to_mask, make_attention
 from course_lib.cells import LSTMCell
 from course_lib.layers import LSTM
@@ -72,12 +79,13 @@ class EncoderDecoder(nn.Module):
         attention_size: int = 16,
     ) -> None:
         super().__init__()
-        if attention is not None and attention not in ATTENTION_KINDS:
-            raise ValueError(
-                f"attention must be None or one of {ATTENTION_KINDS}, got {attention!r}"
-            )
-        if output_steps is not None and (not isinstance(output_steps, int) or output_steps < 1):
-            raise ValueError(f"output_steps must be None or a positive int, got {output_steps!r}")
+        check_positive_int("vocab_size", vocab_size)
+        check_positive_int("embedding_size", embedding_size)
+        check_positive_int("hidden_size", hidden_size)
+        check_positive_int("attention_size", attention_size)
+        check_choice("attention", attention, (None, *ATTENTION_KINDS))
+        if output_steps is not None:
+            check_positive_int("output_steps", output_steps)
         self.vocab_size, self.hidden_size, self.attention_kind = vocab_size, hidden_size, attention
         self.output_steps = output_steps
         self.bos_id = vocab_size
@@ -140,11 +148,10 @@ class EncoderDecoder(nn.Module):
         return logits.argmax(-1), weights
 
     def _steps(self, source: Tensor, steps: int | None) -> int:
-        check_tensor("source", source)
-        steps = steps or self.output_steps or source.shape[-1]
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
-        return steps
+        source = check_tensor("source", source)
+        if steps is not None:
+            return check_positive_int("steps", steps)
+        return self.output_steps or source.shape[-1]
 
     def _run(self, source, lengths, steps, target):
         keys, mask, state = self.encode(source, lengths)
@@ -181,8 +188,10 @@ class AttentiveReader(nn.Module):
         bidirectional: bool = True,
     ) -> None:
         super().__init__()
-        if attention not in ATTENTION_KINDS:
-            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
+        check_positive_int("vocab_size", vocab_size)
+        check_positive_int("num_classes", num_classes)
+        check_choice("attention", attention, ATTENTION_KINDS)
+        check_bool("bidirectional", bidirectional)
         self.vocab_size = vocab_size
         key_size = hidden_size * (2 if bidirectional else 1)
         self.embedding = nn.Embedding(vocab_size, embedding_size)
@@ -224,6 +233,9 @@ class SelfAttentionClassifier(nn.Module):
         num_heads: int = 2,
     ) -> None:
         super().__init__()
+        check_positive_int("vocab_size", vocab_size)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("max_len", max_len)
         self.vocab_size, self.max_len = vocab_size, max_len
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         self.position_embedding = nn.Embedding(max_len, d_model)  # order enters only here

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from course_lib._validate import check_positive_int
-from course_lib.device import get_device
+from course_lib._validate import check_instance, check_int, check_number, check_positive_int
+from course_lib.device import as_device, get_device
 from course_lib.models import SequenceClassifier
 from course_lib.tasks import IGNORE_INDEX, TaskData
 
@@ -60,8 +60,8 @@ class History:
 
 
 def _check_data(name: str, data: object) -> TaskData:
-    if not isinstance(data, TaskData):
-        raise TypeError(f"{name} must be a TaskData, got {type(data).__name__}")
+    check_instance(name, data, TaskData, "a TaskData")
+    assert isinstance(data, TaskData)  # for the type checker
     return data
 
 
@@ -123,14 +123,15 @@ def fit(
     built: seed before building it, see :func:`course_lib.device.seed_everything`). With
     ``valid``, the model is scored every ``eval_every`` steps (default: 10 times per run) and
     after the last one. ``clip`` is the maximum gradient norm; None turns clipping off.
+    ``device`` trains on that device in this call only (default:
+    :func:`~course_lib.device.get_device`); the model stays there afterwards.
 
     The progress bar (``tqdm.auto``: a widget in JupyterLab, text in a terminal) disappears when
     training ends (``leave=False``) and refreshes at most twice a second, so an executed notebook
     keeps no wall of progress lines; ``progress=False`` or the environment variable
     ``TQDM_DISABLE=1`` hides it.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_instance("model", model, nn.Module, "a torch.nn.Module")
     _check_data("train", train)
     if valid is not None:
         _check_data("valid", valid)
@@ -140,22 +141,21 @@ def fit(
         )
     batch_size = check_positive_int("batch_size", batch_size)
     batches_per_epoch = math.ceil(len(train) / batch_size)
-    total = (
-        check_positive_int("steps", steps)
-        if steps is not None
-        else (check_positive_int("epochs", epochs) * batches_per_epoch)
-    )
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if clip is not None and (not isinstance(clip, (int, float)) or clip <= 0):
-        raise ValueError(f"clip must be a positive number or None, got {clip!r}")
-    eval_every = (
-        max(1, total // 10) if eval_every is None else check_positive_int("eval_every", eval_every)
-    )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if steps is not None:
+        total = check_positive_int("steps", steps)
+    else:
+        total = check_positive_int("epochs", epochs) * batches_per_epoch
+    check_number("lr", lr, 0, None, low_open=True)
+    if clip is not None:
+        check_number("clip", clip, 0, None, low_open=True)
+    if eval_every is None:
+        eval_every = max(1, total // 10)
+    else:
+        eval_every = check_positive_int("eval_every", eval_every)
+    check_int("seed", seed, minimum=0)
 
-    device = get_device(device) if device is not None else get_device()
+    # device= moves the model for this call only; the session's device stays what it was.
+    device = as_device(device) if device is not None else get_device()
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)  # the batch order, independent of the model
@@ -285,10 +285,7 @@ def hidden_state_gradient_norms(model: SequenceClassifier, data: TaskData) -> Te
     ``model.head(h_T)`` gives the answers, as in the model's forward pass. Only ∂L/∂h_t is
     computed: the parameters' ``.grad`` stay as they were.
     """
-    if not isinstance(model, SequenceClassifier):
-        raise TypeError(
-            f"model must be a course_lib.models.SequenceClassifier, got {type(model).__name__}"
-        )
+    check_instance("model", model, SequenceClassifier, "a course_lib.models.SequenceClassifier")
     if model.config.num_layers != 1 or model.config.bidirectional:
         raise ValueError(
             "model must have one layer read in one direction, got "
