@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from course_lib import device as device_module
 from course_lib import layers, models, tasks, training
 from course_lib.device import get_device
 from course_lib.models import ModelConfig
@@ -109,6 +110,8 @@ def test_padding_does_not_change_the_answer():
         (lambda: ModelConfig(hidden_size=0), ValueError, "hidden_size"),
         (lambda: ModelConfig(kind="gru", forget_bias=1.0), ValueError, "forget_bias"),
         (lambda: ModelConfig(bidirectional=1), TypeError, "bidirectional"),
+        (lambda: ModelConfig(hidden_size=8.0), TypeError, "hidden_size"),
+        (lambda: ModelConfig(forget_bias="3"), TypeError, "forget_bias"),
         (lambda: ModelConfig(dropout=1.5), ValueError, "dropout"),
         (lambda: models.SequenceClassifier(0, 3, ModelConfig()), ValueError, "vocab_size"),
         (lambda: models.make_layer("lstm", 3), TypeError, "config"),
@@ -204,6 +207,8 @@ def test_history_without_validation():
         (dict(steps=0), ValueError, "steps"),
         (dict(steps=5, batch_size=0), ValueError, "batch_size"),
         (dict(steps=5, lr=-1.0), ValueError, "lr"),
+        (dict(steps=5, lr="0.01"), TypeError, "lr"),
+        (dict(steps=5, batch_size=8.0), TypeError, "batch_size"),
         (dict(steps=5, clip=0), ValueError, "clip"),
         (dict(steps=5, seed=-3), ValueError, "seed"),
         (dict(steps=5, valid="data"), TypeError, "valid"),
@@ -275,3 +280,39 @@ def test_hidden_state_gradient_norms_bad_inputs():
         training.hidden_state_gradient_norms(model, tasks.spaghetti(8, (0, 5), seed=0))
     with pytest.raises(TypeError, match="data must be a TaskData"):
         training.hidden_state_gradient_norms(model, data.inputs)
+
+
+# -- devices --------------------------------------------------------------------------------------
+
+
+def test_fit_device_applies_to_that_call_only(monkeypatch):
+    monkeypatch.setattr(device_module, "_chosen", None)
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    data = tasks.spaghetti(8, 0)
+    model = models.model_for(data, ModelConfig(kind="rnn", hidden_size=4))
+    training.fit(model, data, steps=1, device="cpu", progress=False)
+    assert device_module._chosen is None, "fit(device=...) pinned the session's device"
+    with pytest.raises(ValueError, match="device must be one of"):
+        training.fit(model, data, steps=1, device="tpu", progress=False)
+    with pytest.raises(TypeError, match="device must be a str or torch.device"):
+        training.fit(model, data, steps=1, device=0, progress=False)
+
+
+def test_lecture_policy_is_the_cpu_unless_asked(monkeypatch):
+    monkeypatch.setattr(device_module, "_chosen", None)
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    assert get_device() == torch.device("cpu")  # even where a GPU exists
+    monkeypatch.setattr(device_module, "_chosen", None)
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setattr(device_module, "_chosen", None)
+    monkeypatch.setenv("COURSE_DEVICE", "quantum")
+    with pytest.raises(ValueError, match="COURSE_DEVICE must be one of"):
+        get_device()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_the_learner_can_ask_for_the_gpu(monkeypatch):
+    monkeypatch.setattr(device_module, "_chosen", None)
+    monkeypatch.setenv("COURSE_DEVICE", "cuda")
+    assert get_device().type == "cuda"
