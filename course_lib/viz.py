@@ -30,6 +30,7 @@ import torch
 from matplotlib.figure import Figure
 
 from course_lib._validate import check_index, check_lengths
+from course_lib.diagrams import cells as diagrams
 
 # One colour per gate name, the same in every panel and every plot.
 GATE_COLORS = {
@@ -610,9 +611,41 @@ def gate_explorer(
         ax_bars.set(title=f"step {step}{word}", xlabel="gate", ylabel="value", ylim=(bottom, limit))
         fig.suptitle(f"Gates of example {example}, unit {unit}, at step {step}{word}")
 
-    return Explorer(
+    explorer = Explorer(
         controls, draw, width=max(8.0, 0.2 * T + 3), height=6.0, css_class="course-gate-explorer"
     )
+    _attach_cell_diagram(explorer, examples, real)
+    return explorer
+
+
+def _attach_cell_diagram(explorer: Explorer, examples: list[dict], real: list[int]) -> None:
+    """Put the cell's diagram (course_lib.diagrams) above the plot, with the current step's
+    values of the chosen unit written on it; redrawn whenever a control changes. An LSTM or
+    GRU trace gets one; a tanh RNN's, which has no gates, none."""
+
+    def current_svg() -> str | None:
+        values = explorer.values
+        example = values.get("example", 0)
+        step = min(values["step"], real[example] - 1)
+        return diagrams.cell_with_values(
+            diagrams.step_values(examples[example], step, values["unit"])
+        )
+
+    svg = current_svg()
+    if svg is None:
+        explorer.diagram = None
+        return
+    layout = widgets.Layout(width="560px", max_width="100%", height="auto")
+    explorer.diagram = widgets.Image(value=svg.encode(), format="svg+xml", layout=layout)
+    explorer.diagram.add_class("course-cell-diagram")
+
+    def redraw(change: object = None) -> None:
+        explorer.diagram.value = current_svg().encode()
+
+    for control in explorer.controls.values():
+        control.observe(redraw, names="value")
+    *rows, image = explorer.children
+    explorer.children = (*rows, explorer.diagram, image)
 
 
 def attention_explorer(

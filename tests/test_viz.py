@@ -246,3 +246,51 @@ def test_attention_explorer_redraws_and_falls_back_to_an_image():
         ValueError, match="source_tokens has 4 tokens but the weights have 5 positions"
     ):
         viz.attention_explorer(weights, list("abcd"))
+
+
+def _diagram_text(explorer) -> str:
+    assert explorer.diagram.format == "svg+xml"
+    return bytes(explorer.diagram.value).decode()
+
+
+def _written(svg: str, value: float) -> bool:
+    """Whether `value` is written on the diagram, as the cells print it (after ' = ')."""
+    return f"= {value:.2f}<" in svg
+
+
+def test_gate_explorer_draws_the_cell_with_the_current_step_on_it():
+    torch.manual_seed(0)
+    layer = LSTM(3, 4, batch_first=True)
+    inputs = torch.randn(2, 6, 3)
+    explorer = viz.gate_explorer(layer, inputs, unit=1)
+    trace = {k: v.detach().numpy() for k, v in layer.gate_trace(inputs).items()}  # (B, T, H)
+    # the diagram sits between the controls and the plot
+    assert explorer.children.index(explorer.diagram) == len(explorer.children) - 2
+    assert "course-cell-diagram" in explorer.diagram._dom_classes
+    first = _diagram_text(explorer)
+    assert first.startswith("<svg") and "The LSTM cell" in first
+    for gate in "ifgo":
+        assert _written(first, trace[gate][0, 0, 1]), f"{gate} at step 0 is not on the diagram"
+    assert _written(first, 0.0)  # c_{t-1} before the first step
+
+    explorer.update(step=4, example=1, unit=2)
+    moved = _diagram_text(explorer)
+    assert moved != first
+    for gate in "ifgoc":
+        assert _written(moved, trace[gate][1, 4, 2]), f"{gate} at step 4 is not on the diagram"
+    assert _written(moved, trace["c"][1, 3, 2])  # c_{t-1} is the previous step's c
+    explorer.controls["step"].value = 5  # the slider alone redraws it too
+    assert _diagram_text(explorer) != moved
+
+
+def test_gate_explorer_draws_a_gru_cell_and_no_cell_for_a_tanh_rnn():
+    torch.manual_seed(0)
+    layer = GRU(3, 4, batch_first=True)
+    trace = layer.gate_trace(torch.randn(1, 5, 3))
+    explorer = viz.gate_explorer(trace, unit=0)
+    svg = _diagram_text(explorer)
+    assert "The GRU cell" in svg
+    for gate in "rzn":
+        assert _written(svg, trace[gate][0, 0, 0].item())
+    rnn_trace = {"h": torch.tanh(torch.randn(1, 5, 4))}
+    assert viz.gate_explorer(rnn_trace).diagram is None

@@ -136,7 +136,7 @@ def draw_lstm(
     d.wire([(tanh_x, 192), (tanh_x, GATE_Y - 13)], "ink")
     d.wire([(ox + 29, GATE_Y), (tanh_x - 13, GATE_Y)], "o")
     d.op(tanh_x, GATE_Y, "⊙")
-    for gate, x, y in (("f", fx, 200), ("g", gx, 222), ("i", ix, 222), ("o", 606, 258)):
+    for gate, x, y in (("f", fx, 200), ("g", gx, 222), ("i", ix, 222), ("o", ox - 29, 242)):
         d.text(x + 7, y, f"{gate}_t" + _value(values, gate), anchor="start", size=15, quantity=gate)
 
     if peepholes:
@@ -257,8 +257,11 @@ def draw_gru(d: Drawing, values: Mapping[str, float] | None = None, entry_y: flo
     d.text(455, 157, "1 − z_t", size=14, quantity="z")
 
 
-def gru_cell() -> str:
-    """The GRU cell (PyTorch's form): update gate z, reset gate r, candidate n."""
+def gru_cell(values: Mapping[str, float] | None = None) -> str:
+    """The GRU cell (PyTorch's form): update gate z, reset gate r, candidate n.
+
+    `values` (optional) maps "r", "z", "n", "h_prev" and "h" to one unit's values at one step.
+    """
     d = Drawing(
         800,
         520,
@@ -268,7 +271,7 @@ def gru_cell() -> str:
         "scales W_hn h_{t-1} + b_hn inside the candidate: n = tanh(W_in x_t + b_in + r * "
         "(W_hn h_{t-1} + b_hn)). There is no output gate and no separate cell state.",
     )
-    draw_gru(d, entry_y=420)
+    draw_gru(d, values, entry_y=420)
     d.equation(400, 440, "h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}")
     d.equation(400, 466, "n_t = tanh(W_{in} x_t + b_{in} + r_t ⊙ (W_{hn} h_{t-1} + b_{hn}))")
     d.legend(40, 498, ("σ", "tanh", "⊙", "+", "1−"))
@@ -299,3 +302,22 @@ def gru_beside_lstm() -> str:
     d.note(880, 416, "no output gate, no cell state: 3 blocks of weights, not 4", size=13)
     d.legend(150, 450, ("σ", "tanh", "⊙", "+", "1−"))
     return d.svg()
+
+
+def cell_with_values(values: Mapping[str, float]) -> str | None:
+    """The LSTM or GRU cell with one step's values written on it, chosen by the keys of
+    `values` (i, f, g, o: LSTM; r, z, n: GRU); None for a cell without gates."""
+    if {"i", "f", "g", "o"} <= set(values):
+        return lstm_cell(values, questions=False)
+    if {"r", "z", "n"} <= set(values):
+        return gru_cell(values)
+    return None
+
+
+def step_values(gates: Mapping[str, object], step: int, unit: int) -> dict[str, float]:
+    """One unit's values at one step from a trace of one example ({name: (T, H)} arrays);
+    with the previous memory (c_prev or h_prev, 0 before the first step) added."""
+    values = {name: float(series[step][unit]) for name, series in gates.items()}
+    memory = "c" if "c" in gates else "h"
+    values[f"{memory}_prev"] = float(gates[memory][step - 1][unit]) if step > 0 else 0.0
+    return values
