@@ -38,10 +38,10 @@ generator and is protected the same way.
 
 Command line::
 
-    python -m course_lib.instructor.generate                 # solutions/ -> exercises/
-    python -m course_lib.instructor.generate --force         # overwrite even edited exercise notebooks
-    python -m course_lib.instructor.generate --check         # exit 1 if exercises/ is out of date (CI)
-    python -m course_lib.instructor.generate SRC DST         # other folders
+    python -m course_lib.instructor.generate           # solutions/ -> exercises/
+    python -m course_lib.instructor.generate --force   # overwrite even edited exercise notebooks
+    python -m course_lib.instructor.generate --check   # exit 1 if exercises/ is out of date (CI)
+    python -m course_lib.instructor.generate SRC DST   # other folders
 
 ``failing_cells`` runs a notebook with nbclient, continuing past errors, and lists the cells that
 raised: the check that a blank exercise fails only at its test cells, with NotImplementedError.

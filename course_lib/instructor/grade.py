@@ -5,7 +5,7 @@
     python -m course_lib.instructor.grade exercises/02_lstm.ipynb       # a learner's own run
     python -m course_lib.instructor.grade exercises/ -q -x              # other options go to pytest
     python -m course_lib.instructor.grade --instructor submissions/ --csv grades.csv \
-        --reports feedback/ --roster roster.txt -n 2                     # a class, against solutions/
+        --reports feedback/ --roster roster.txt -n 2    # a class, against solutions/
 
 With ``--instructor`` the submissions are graded against the source notebooks (``--source``,
 default ``solutions/``) in sandboxes, and the verdicts are reached outside the learners' kernels:
@@ -94,7 +94,9 @@ def parse_size(text: str) -> int:
     try:
         value = int(float(number) * factor)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size such as 4G or 512M, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 4G or 512M, got {text!r}"
+        ) from None
     if value < 64 * 2**20:
         raise argparse.ArgumentTypeError(f"a kernel needs at least 64M, got {text!r}")
     return value

@@ -32,7 +32,9 @@ def cell_metadata(cell, has_solution: bool) -> dict:
     """The ``metadata.nbgrader`` of one cell."""
     cell_id = str(cell.get("id", ""))
     if not GRADE_ID.match(cell_id):
-        raise ValueError(f"cell id {cell_id!r} cannot be an nbgrader grade_id (letters, digits, _-)")
+        raise ValueError(
+            f"cell id {cell_id!r} cannot be an nbgrader grade_id (letters, digits, _-)"
+        )
     tags = cell.get("metadata", {}).get("tags", [])
     points = [t.removeprefix("points:") for t in tags if str(t).startswith("points:")]
     meta = {

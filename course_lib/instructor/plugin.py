@@ -202,7 +202,7 @@ class CourseGrader:
         self.dead: dict[str, str] = {}  # notebook node id -> why its later cells are not run
         self.notes: dict[str, str] = {}  # item node id -> status note for its reports
         self.graded_notebooks: set[str] = set()  # notebook node ids with a points tag
-        self.record_folder = config.option.grade_record  # the instructor's grader reads this
+        self.record_folder = getattr(config.option, "grade_record", None)  # for the instructor
         self.evidence: dict[str, list[str]] = {}  # item node id -> evidence files it wrote
 
     # -- header --------------------------------------------------------------------------------

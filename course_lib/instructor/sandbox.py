@@ -65,7 +65,7 @@ _SKIPPED_IN_REPOSITORY = {
 
 
 def _readable_by_others(path: Path) -> bool:
-    """True when a user with no special rights can read ``path`` (every folder above it passable)."""
+    """True when a user with no special rights can read ``path`` (all folders above passable)."""
     path = path.resolve()
     for folder in [path, *path.parents]:
         try:
