@@ -1,9 +1,10 @@
 """The grading plugin (course_lib.instructor.plugin) and its command (course_lib.instructor.grade).
 
-Small synthetic notebooks are graded by pytest in a subprocess, as a learner or an instructor
-would run it: one batch of three learners in two xdist workers (a failing test, an endless
-loop, a kernel crash), one notebook through ``python -m course_lib.instructor.grade``, and a lecture run
-where no table must appear. The cell timeout is a few seconds to keep this quick.
+Small synthetic notebooks are graded by pytest in a subprocess, as a learner would run it (the
+instructor's grading against the source is in test_instructor_grading.py): one batch of three
+learners in two xdist workers (a failing test, an endless loop, a kernel crash), one notebook
+through ``python -m course_lib.instructor.grade``, and a lecture run where no table must appear.
+The cell timeout is a few seconds to keep this quick.
 """
 
 from __future__ import annotations
@@ -224,7 +225,11 @@ def test_grade_command_on_one_notebook(tmp_path):
     write_notebook(notebook, [new_code_cell("x = 1"), graded_test_cell(ADD, "add", 2)])
     before = digest(notebook)
     result = run_pytest(
-        tmp_path, "exercises/01_basics.ipynb", "--csv", "out.csv", module="course_lib.instructor.grade"
+        tmp_path,
+        "exercises/01_basics.ipynb",
+        "--csv",
+        "out.csv",
+        module="course_lib.instructor.grade",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cell timeout 60 s" in result.stdout
