@@ -4,11 +4,19 @@ r"""Synthetic, seeded, offline tasks: each one tests one thing a recurrent netwo
 task                      what it needs                                   chance level
 ========================  ==============================================  ==================
 :func:`spaghetti`         keep one fact over many distracting tokens       1 / subjects
+:func:`spaghetti_content` bind a question to one of several facts          1 / facts
 :func:`adding`            keep two numbers marked among many (regression)  MSE 1/6
 :func:`copy_memory`       reproduce a whole sequence (chapter 06)          1 / alphabet
 :func:`timing`            count time steps exactly (peepholes, ch. 04)     1 / intervals
 :func:`future_context`    see tokens that come *later* (bidirectional)     1 / alphabet
 ========================  ==============================================  ==================
+
+The spaghetti question comes in two modes. :func:`spaghetti` is the simple one: one fact, always
+the first sentence, and always the same question, so a network can answer by *where* the animal
+was (the first animal) as well as by what was said; chapters 00 to 06 use it, because its single
+fact is what the first chapters' memory measurements need. :func:`spaghetti_content` asks by
+content: several animals ate several foods, the facts' positions vary and the question names one
+food, so no rule that ignores the question beats chance; the capstone (08) uses it.
 
 Every generator takes ``n`` (how many examples) and ``seed``, and returns a :class:`TaskData`.
 The same seed always gives identical tensors: each call draws from its own
@@ -267,6 +275,134 @@ def _pad(rows: list[list[int]]) -> tuple[Tensor, Tensor]:
     for b, row in enumerate(rows):
         inputs[b, : len(row)] = torch.tensor(row)
     return inputs, lengths
+
+
+# -- the spaghetti question, asked by content ----------------------------------------------------
+
+FOODS = ("spaghetti", "pizza", "cake", "soup", "bread", "rice", "pie", "cheese")
+CONTENT_FACT = ("the", "{A}", "ate", "my", "{F}", ".")
+CONTENT_QUESTION = ("who", "ate", "my", "{F}", "?")
+# Distractors for :func:`spaghetti_content`: they mention the same animals and foods, never in an
+# "ate my" sentence, so only a fact binds an animal to a food. "{A}" is any of the example's
+# animals and "{F}" any food, each drawn afresh; the one-word fillers make every distance exact.
+CONTENT_DISTRACTORS = (
+    ("then",),
+    ("later",),
+    ("it", "rained", "."),
+    ("the", "{A}", "slept", "."),
+    ("we", "cooked", "{F}", "."),
+    ("my", "{F}", "was", "hot", "."),
+    ("the", "{A}", "ran", "home", "."),
+    ("the", "{A}", "saw", "the", "{F}", "."),
+    ("a", "{A}", "smelled", "my", "{F}", "."),
+)
+LEAD = 5  # at most this many distractor tokens come before the facts, so their position varies
+
+
+def spaghetti_content_vocab(facts: int = 4, foods: int = 8) -> tuple[str, ...]:
+    """The vocabulary of :func:`spaghetti_content`: ``<pad>``, the animals, the foods, the rest."""
+    words = [PAD, *SUBJECTS[:facts], *FOODS[:foods]]
+    for sentence in (CONTENT_FACT, CONTENT_QUESTION, *CONTENT_DISTRACTORS):
+        words += [w for w in sentence if not w.startswith("{") and w not in words]
+    return tuple(words)
+
+
+def spaghetti_content(
+    n: int,
+    distance: int | tuple[int, int],
+    seed: int = 0,
+    *,
+    facts: int = 4,
+    foods: int = 8,
+) -> TaskData:
+    """The spaghetti question asked by content: several animals ate several foods; who ate this one?
+
+    Example (``facts=2``, distance 5)::
+
+        then the cat ate my cake . the dog ate my pizza . we cooked cake . then who ate my cake ?
+        -> cat
+
+    Each example holds ``facts`` facts "the <animal> ate my <food> .", one per animal (the
+    animals in a random order, each with a different food drawn from :data:`FOODS`), then
+    ``distance`` tokens of distractors, then the question, which names one of the foods, chosen
+    uniformly. The answer is the animal that ate it: class ``0..facts-1``, ``classes[target]``.
+    Before the facts come 0 to :data:`LEAD` distractor tokens, so the facts' positions vary.
+    ``distance`` counts the distractor tokens between the *last* fact and the question; the fact
+    asked about is any of the ``facts``, so it stands ``distance`` to ``distance + 6 * (facts - 1)``
+    tokens before the question. An int, or a pair ``(lo, hi)`` drawn uniformly per example.
+    Sequences differ in length (the lead), so the batch is padded and ``lengths`` is set.
+
+    The distractors (:data:`CONTENT_DISTRACTORS`) mention the same animals and foods ("the cat
+    saw the pizza .", "a dog smelled my cake ."), but never "ate my": to answer, a network must
+    bind the question's food to the animal in the fact that names it.
+
+    Chance level: ``1 / facts``. Every animal is in exactly one fact and the question picks the
+    fact uniformly, so whatever is read *before the question* leaves each answer equally likely:
+    any rule that ignores the question (the first or last animal, the animal at a fixed position,
+    the most common answer) scores ``1 / facts`` on average (tests/test_tasks.py measures them).
+
+    The chapters 00 to 06 use :func:`spaghetti` (one fact, always first); the capstone uses this.
+    """
+    n = _check_int("n", n, 1)
+    lo, hi = _check_range("distance", distance, 0)
+    facts = _check_int("facts", facts, 2)
+    if facts > len(SUBJECTS):
+        raise ValueError(f"facts must be <= {len(SUBJECTS)}, got {facts}")
+    foods = _check_int("foods", foods, facts)
+    if foods > len(FOODS):
+        raise ValueError(f"foods must be <= {len(FOODS)}, got {foods}")
+    generator = _generator(seed)
+    vocab = spaghetti_content_vocab(facts, foods)
+    token_id = {word: i for i, word in enumerate(vocab)}
+    animal_ids = list(range(1, facts + 1))  # ids 1..facts are the animals, in class order
+    food_ids = [token_id[f] for f in FOODS[:foods]]
+
+    # 1. Draw every random number up front, then assemble the sentences from them in Python.
+    orders = torch.rand(n, facts, generator=generator).argsort(dim=1)  # (B, facts) animal order
+    menus = torch.rand(n, foods, generator=generator).argsort(dim=1)[:, :facts]  # (B, facts)
+    asked = torch.randint(0, facts, (n,), generator=generator)  # (B,) which fact is asked about
+    leads = _uniform_ints(0, LEAD, n, generator)  # (B,)
+    distances = _uniform_ints(lo, hi, n, generator)  # (B,)
+    draws = torch.rand(n, 3 * (LEAD + hi) + 2, generator=generator).tolist()
+
+    rows, answers = [], []
+    for order, menu, q, lead, gap, u in zip(
+        orders.tolist(), menus.tolist(), asked.tolist(), leads.tolist(), distances.tolist(), draws
+    ):
+        u = iter(u)
+
+        def distractors(count: int) -> list[int]:  # exactly `count` distractor tokens
+            tokens: list[int] = []
+            while len(tokens) < count:
+                fitting = [s for s in CONTENT_DISTRACTORS if len(s) <= count - len(tokens)]
+                sentence = fitting[int(next(u) * len(fitting))]
+                animal = animal_ids[int(next(u) * facts)]
+                food = food_ids[int(next(u) * foods)]
+                slots = {"{A}": animal, "{F}": food}
+                tokens += [slots.get(w) or token_id[w] for w in sentence]
+            return tokens
+
+        row = distractors(lead)
+        for animal, food in zip(order, menu):  # 2. the facts, one per animal
+            slots = {"{A}": animal_ids[animal], "{F}": food_ids[food]}
+            row += [slots.get(w) or token_id[w] for w in CONTENT_FACT]
+        row += distractors(gap)
+        asked_food = food_ids[menu[q]]
+        row += [asked_food if w == "{F}" else token_id[w] for w in CONTENT_QUESTION]
+        rows.append(row)
+        answers.append(order[q])
+
+    inputs, lengths = _pad(rows)
+    return TaskData(
+        inputs=inputs,
+        targets=torch.tensor(answers),
+        lengths=lengths,
+        chance=1.0 / facts,
+        metric="accuracy",
+        vocab=vocab,
+        per_step=False,
+        classes=SUBJECTS[:facts],
+    )
 
 
 # -- the adding problem -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import Tensor
 
 from course_lib import tasks
 from course_lib.tasks import IGNORE_INDEX, TaskData
@@ -13,6 +14,8 @@ GENERATORS = {
     "spaghetti": lambda seed: tasks.spaghetti(16, 7, seed),
     "spaghetti_range": lambda seed: tasks.spaghetti(16, (0, 12), seed),
     "spaghetti_words": lambda seed: tasks.spaghetti(16, 7, seed, distractors="words"),
+    "spaghetti_content": lambda seed: tasks.spaghetti_content(16, 7, seed),
+    "spaghetti_content_range": lambda seed: tasks.spaghetti_content(16, (0, 30), seed, facts=3),
     "adding": lambda seed: tasks.adding(16, 20, seed),
     "copy_memory": lambda seed: tasks.copy_memory(16, 5, seed, gap=3),
     "timing": lambda seed: tasks.timing(16, seed),
@@ -163,5 +166,162 @@ def test_decode_readable():
     ],
 )
 def test_bad_arguments_name_the_argument(call, error, names):
+    with pytest.raises(error, match=names):
+        call()
+
+
+# -- the spaghetti question asked by content -----------------------------------------------------
+
+
+def _animal_ids(data: TaskData) -> Tensor:
+    """(B, T) bool: which tokens are animals (ids 1..facts are the animals, in class order)."""
+    return (data.inputs >= 1) & (data.inputs <= data.num_classes)
+
+
+def _class_at(data: TaskData, positions: Tensor) -> Tensor:
+    """The class each example's token at ``positions`` names; class 0 ("dog") where it is none."""
+    tokens = data.inputs[torch.arange(len(data)), positions.clamp(min=0)]
+    is_animal = (tokens >= 1) & (tokens <= data.num_classes) & (positions >= 0)
+    return torch.where(is_animal, tokens - 1, torch.zeros_like(tokens))
+
+
+def _first_animal(data: TaskData) -> Tensor:
+    steps = torch.arange(data.inputs.shape[1]).expand_as(data.inputs)
+    big = data.inputs.shape[1]
+    return _class_at(data, torch.where(_animal_ids(data), steps, big).min(1).values % big)
+
+
+def _last_animal(data: TaskData) -> Tensor:
+    steps = torch.arange(data.inputs.shape[1]).expand_as(data.inputs)
+    return _class_at(data, torch.where(_animal_ids(data), steps, -1).max(1).values)
+
+
+def _answer_positions(data: TaskData) -> Tensor:
+    """Where the answer stands: the animal just before "ate my <asked food>" (B,)."""
+    ate = data.vocab.index("ate")
+    asked_food = data.inputs[torch.arange(len(data)), data.lengths - 2]  # "... my <food> ?"
+    inputs = data.inputs
+    binds = (inputs[:, 1:-3] == ate) & (inputs[:, 3:-1] == asked_food.unsqueeze(1))
+    binds[torch.arange(len(data)), data.lengths - 5] = False  # the question's own "ate my F"
+    assert (binds.sum(1) == 1).all(), "exactly one fact names the asked food"
+    return binds.float().argmax(1)  # index of the animal = index of "ate" - 1, shifted by 1
+
+
+def _binding_rule(data: TaskData) -> Tensor:
+    return _class_at(data, _answer_positions(data))
+
+
+def _accuracy(guesses: Tensor, data: TaskData) -> float:
+    return (guesses == data.targets).float().mean().item()
+
+
+CONTENT_N = 4000
+
+
+def _tolerance(chance: float, n: int = CONTENT_N) -> float:
+    """Four binomial standard deviations of an accuracy measured on n examples at chance."""
+    return 4 * (chance * (1 - chance) / n) ** 0.5
+
+
+@pytest.mark.parametrize("facts", [2, 3, 4])
+def test_spaghetti_content_answer_is_the_bound_fact(facts):
+    data = tasks.spaghetti_content(500, (0, 40), seed=0, facts=facts)
+    assert data.chance == pytest.approx(1 / facts) and data.num_classes == facts
+    assert data.classes == tasks.SUBJECTS[:facts]
+    assert data.lengths is not None and data.lengths.dtype == torch.long
+    # The rule that reads the question and binds it to the right fact is always right ...
+    assert _accuracy(_binding_rule(data), data) == 1.0
+    # ... every example holds `facts` facts, one per animal, each with its own food.
+    ate = data.vocab.index("ate")
+    for b in range(20):
+        n = int(data.lengths[b])
+        words = data.inputs[b, :n].tolist()
+        facts_at = [t for t in range(1, n - 5) if words[t] == ate]
+        assert len(facts_at) == facts, data.decode(b)
+        assert sorted(words[t - 1] for t in facts_at) == list(range(1, facts + 1))
+        assert len({words[t + 2] for t in facts_at}) == facts, "each animal ate another food"
+        assert all(words[t - 2] == data.vocab.index("the") for t in facts_at)
+
+
+def test_spaghetti_content_distance_and_lead():
+    for distance in (0, 7, 33):
+        data = tasks.spaghetti_content(300, distance, seed=1, facts=3)
+        fact_tokens = 3 * len(tasks.CONTENT_FACT)
+        question = len(tasks.CONTENT_QUESTION)
+        leads = data.lengths - fact_tokens - question - distance
+        assert int(leads.min()) == 0 and int(leads.max()) == tasks.LEAD
+        # the last fact ends exactly `distance` tokens before the question
+        ends = data.inputs[torch.arange(300), leads + fact_tokens - 1]
+        assert (ends == data.vocab.index(".")).all()
+    spread = tasks.spaghetti_content(500, (0, 30), seed=2)
+    distances = spread.lengths - 4 * 6 - 5
+    assert len(set(distances.tolist())) > 20, "distances and leads spread over the range"
+
+
+def test_spaghetti_content_distractors_mention_animals_and_foods_but_bind_none():
+    data = tasks.spaghetti_content(300, 40, seed=3, facts=4)
+    foods = [data.vocab.index(f) for f in tasks.FOODS]
+    ends = data.lengths - len(tasks.CONTENT_QUESTION)  # the question starts here
+    gap = torch.stack([data.inputs[b, e - 40 : e] for b, e in enumerate(ends.tolist())])  # (B, 40)
+    assert ((gap >= 1) & (gap <= 4)).any(1).float().mean() > 0.9, "animals among distractors"
+    assert torch.isin(gap, torch.tensor(foods)).any(1).float().mean() > 0.9, "foods too"
+    assert not (gap == data.vocab.index("ate")).any(), "no distractor says 'ate'"
+
+
+@pytest.mark.parametrize("facts", [2, 4])
+def test_spaghetti_content_question_blind_rules_score_chance(facts):
+    """First animal, last animal, the token where the answer stands most often (counted from the
+    start and from the end), the most frequent answer: all at chance within 4 binomial std."""
+    fit_split = tasks.spaghetti_content(CONTENT_N, (0, 60), seed=10, facts=facts)
+    data = tasks.spaghetti_content(CONTENT_N, (0, 60), seed=11, facts=facts)
+    chance, tol = data.chance, _tolerance(data.chance)
+
+    from_start = _answer_positions(fit_split)
+    from_end = fit_split.lengths - from_start
+    common_start = int(from_start.mode().values)
+    common_end = int(from_end.mode().values)
+    majority = int(fit_split.targets.mode().values)
+
+    rules = {
+        "first animal": _first_animal(data),
+        "last animal": _last_animal(data),
+        "token at the commonest answer position": _class_at(
+            data, torch.full((len(data),), common_start)
+        ),
+        "token at the commonest answer position from the end": _class_at(
+            data, data.lengths - common_end
+        ),
+        "most frequent answer": torch.full((len(data),), majority),
+    }
+    for name, guesses in rules.items():
+        accuracy = _accuracy(guesses, data)
+        assert abs(accuracy - chance) <= tol, f"{name}: {accuracy:.3f}, chance {chance:.3f}"
+
+
+def test_spaghetti_content_answers_balanced_at_each_distance():
+    for distance in (0, 20):
+        data = tasks.spaghetti_content(CONTENT_N, distance, seed=4, facts=4)
+        counts = torch.bincount(data.targets, minlength=4).float() / CONTENT_N
+        assert (counts - 0.25).abs().max() <= _tolerance(0.25)
+        assert abs(_accuracy(_last_animal(data), data) - 0.25) <= _tolerance(0.25)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "names"),
+    [
+        (lambda: tasks.spaghetti_content(0, 5), ValueError, "n"),
+        (lambda: tasks.spaghetti_content(True, 5), TypeError, "n"),
+        (lambda: tasks.spaghetti_content(10, -1), ValueError, "distance"),
+        (lambda: tasks.spaghetti_content(10, (9, 2)), ValueError, "distance"),
+        (lambda: tasks.spaghetti_content(10, 2.5), TypeError, "distance"),
+        (lambda: tasks.spaghetti_content(10, 5, seed="0"), TypeError, "seed"),
+        (lambda: tasks.spaghetti_content(10, 5, facts=1), ValueError, "facts"),
+        (lambda: tasks.spaghetti_content(10, 5, facts=9), ValueError, "facts"),
+        (lambda: tasks.spaghetti_content(10, 5, facts=3.0), TypeError, "facts"),
+        (lambda: tasks.spaghetti_content(10, 5, facts=4, foods=3), ValueError, "foods"),
+        (lambda: tasks.spaghetti_content(10, 5, foods=99), ValueError, "foods"),
+    ],
+)
+def test_spaghetti_content_bad_arguments_name_the_argument(call, error, names):
     with pytest.raises(error, match=names):
         call()
