@@ -13,7 +13,7 @@ WORKERS ?= 2
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-k lstm" or make grade PYTEST_ARGS=-v
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test lint format exercises execute grade benchmark clean distclean figures
+.PHONY: setup lab test lint format exercises execute grade grade-class benchmark benchmark-grading clean distclean figures
 
 setup: $(STAMP)
 
@@ -73,6 +73,16 @@ execute: setup
 # course_lib.instructor.grade runs pytest --nbval-lax with the grading plugin and prints points per exercise.
 grade: setup
 	$(BIN)/python -m course_lib.instructor.grade $(or $(NB),exercises) $(PYTEST_ARGS)
+
+# Grade a class against solutions/: make grade-class SUBMISSIONS=submissions/ ARGS="--csv g.csv"
+# Test cells restored from the source, a sandbox per notebook, verdicts outside the kernels.
+grade-class: setup
+	$(BIN)/python -m course_lib.instructor.grade --instructor $(or $(SUBMISSIONS),submissions) \
+		-n $(or $(filter-out 0,$(WORKERS)),1) $(ARGS)
+
+# Seconds per notebook for 60 submissions: a learner's run against the instructor's command.
+benchmark-grading: setup
+	$(BIN)/python -m benchmarks.grading $(ARGS)
 
 benchmark: setup
 	$(BIN)/python -m benchmarks.rnn $(ARGS)
