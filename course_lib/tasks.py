@@ -299,6 +299,21 @@ CONTENT_DISTRACTORS = (
 LEAD = 5  # at most this many distractor tokens come before the facts, so their position varies
 
 
+def _content_distractors(
+    count: int, u, animal_ids: list[int], food_ids: list[int], token_id: dict[str, int]
+) -> list[int]:
+    """Exactly ``count`` distractor tokens, chosen by the uniform draws ``u`` (an iterator)."""
+    tokens: list[int] = []
+    while len(tokens) < count:
+        fitting = [s for s in CONTENT_DISTRACTORS if len(s) <= count - len(tokens)]
+        sentence = fitting[int(next(u) * len(fitting))]
+        animal = animal_ids[int(next(u) * len(animal_ids))]  # one animal and one food per
+        food = food_ids[int(next(u) * len(food_ids))]  # sentence, used in its slots
+        slots = {"{A}": animal, "{F}": food}
+        tokens += [slots.get(w) or token_id[w] for w in sentence]
+    return tokens
+
+
 def spaghetti_content_vocab(facts: int = 4, foods: int = 8) -> tuple[str, ...]:
     """The vocabulary of :func:`spaghetti_content`: ``<pad>``, the animals, the foods, the rest."""
     words = [PAD, *SUBJECTS[:facts], *FOODS[:foods]]
@@ -370,23 +385,11 @@ def spaghetti_content(
         orders.tolist(), menus.tolist(), asked.tolist(), leads.tolist(), distances.tolist(), draws
     ):
         u = iter(u)
-
-        def distractors(count: int) -> list[int]:  # exactly `count` distractor tokens
-            tokens: list[int] = []
-            while len(tokens) < count:
-                fitting = [s for s in CONTENT_DISTRACTORS if len(s) <= count - len(tokens)]
-                sentence = fitting[int(next(u) * len(fitting))]
-                animal = animal_ids[int(next(u) * facts)]
-                food = food_ids[int(next(u) * foods)]
-                slots = {"{A}": animal, "{F}": food}
-                tokens += [slots.get(w) or token_id[w] for w in sentence]
-            return tokens
-
-        row = distractors(lead)
+        row = _content_distractors(lead, u, animal_ids, food_ids, token_id)
         for animal, food in zip(order, menu):  # 2. the facts, one per animal
             slots = {"{A}": animal_ids[animal], "{F}": food_ids[food]}
             row += [slots.get(w) or token_id[w] for w in CONTENT_FACT]
-        row += distractors(gap)
+        row += _content_distractors(gap, u, animal_ids, food_ids, token_id)
         asked_food = food_ids[menu[q]]
         row += [asked_food if w == "{F}" else token_id[w] for w in CONTENT_QUESTION]
         rows.append(row)
