@@ -1,6 +1,6 @@
 # The commands behind the README. Two are enough on a fresh machine:
 #   make lab    sets up .venv and opens the course in JupyterLab
-#   make test   sets up .venv, lints, and runs every test and notebook check
+#   make test   sets up .venv, lints, type-checks, and runs every test and notebook check
 # Every target that needs Python sets up first; setup is skipped while .venv is up to date.
 
 PYTHON  ?= python3
@@ -32,6 +32,7 @@ test: setup
 	@status=0; \
 	echo "== ruff check"; $(BIN)/ruff check . || status=1; \
 	echo "== ruff format --check"; $(BIN)/ruff format --check . || status=1; \
+	echo "== mypy"; $(BIN)/mypy || status=1; \
 	echo "== pytest"; \
 	$(BIN)/pytest -n $(WORKERS) --dist loadscope \
 		tests --nbval-lax --nbval-current-env --nbval-cell-timeout=180 $(wildcard notebooks solutions) \
@@ -40,9 +41,12 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; elif [ $$rc -ne 0 ]; then status=1; fi; \
 	exit $$status
 
+# ruff (lint and format) on Python files and notebooks, and mypy on course_lib (pyproject.toml
+# configures both).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Apply ruff's fixes and formatting in place.
 format: setup
