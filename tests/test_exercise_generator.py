@@ -304,3 +304,49 @@ def test_every_committed_exercise_has_a_solution():
     names = {path.name for path in SOLUTIONS}
     orphans = [p.name for p in sorted((REPO / "exercises").glob("*.ipynb")) if p.name not in names]
     assert not orphans, f"exercises without a notebook in solutions/: {orphans}"
+
+
+# --- nbgrader metadata --------------------------------------------------------------------------
+
+
+def test_solutions_and_exercises_carry_nbgrader_metadata():
+    for name in ("02_lstm.ipynb", "05_bidirectional.ipynb"):
+        for folder in ("solutions", "exercises"):
+            notebook = nbformat.read(REPO / folder / name, as_version=4)
+            kinds = {}
+            for cell in notebook.cells:
+                meta = cell.metadata["nbgrader"]
+                assert meta["grade_id"] == cell.id and meta["schema_version"] == 3
+                tags = cell.metadata.get("tags", [])
+                points = [float(t.removeprefix("points:")) for t in tags if t.startswith("points:")]
+                if points:
+                    assert (meta["grade"], meta["locked"], meta["points"]) == (
+                        True,
+                        True,
+                        points[0],
+                    )
+                    kinds["test"] = True
+                elif meta["solution"]:
+                    assert (meta["grade"], meta["locked"]) == (False, False)
+                    assert folder == "exercises" or "### BEGIN SOLUTION" in cell.source
+                    kinds["answer"] = True
+                else:
+                    assert meta["locked"] and not meta["grade"]
+                if folder == "exercises" and meta["locked"]:
+                    assert (
+                        cell.metadata["editable"] is False and cell.metadata["deletable"] is False
+                    )
+            assert kinds == {"test": True, "answer": True}, f"{folder}/{name}"
+
+
+def test_check_reports_a_solution_without_nbgrader_metadata(folders):
+    solutions, exercise_dir = folders
+    generate(solutions, exercise_dir)
+    assert check(solutions, exercise_dir) == []
+    path = solutions / "01_circle.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        cell.metadata.pop("nbgrader")
+    nbformat.write(notebook, path)
+    assert any("nbgrader metadata" in problem for problem in check(solutions, exercise_dir))
+    assert path in generate(solutions, exercise_dir).annotated

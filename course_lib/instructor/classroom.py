@@ -40,6 +40,7 @@ from pathlib import Path
 
 from course_lib.instructor import sandbox
 from course_lib.instructor.generate import dumps, solution_notebooks
+from course_lib.instructor.grade import plugin_args
 from course_lib.instructor.plugin import DEFAULT_CELL_TIMEOUT, format_points
 from course_lib.instructor.source import (
     BadSubmission,
@@ -212,8 +213,6 @@ def _pytest_environment(batch: Path, run_seed: int, memory: int) -> dict:
 
 
 def _run_notebooks(batch: Path, notebooks: list[Path], workers, timeout, run_seed, memory):
-    from course_lib.instructor.grade import plugin_args
-
     records = batch / "records"
     records.mkdir(mode=0o700)
     args = [
@@ -266,7 +265,9 @@ def grade_class(
     ``guards`` replaces the default guarded paths (:func:`sandbox.default_guards`). Raises
     :class:`IntegrityError` when a guarded file changed during the run.
     """
-    import course_lib.checks  # noqa: F401  (registers every check, before the fingerprint)
+    # Everything the grader imports is imported before the fingerprint, so that no cache file
+    # Python writes on a first import can pass for a change a kernel made.
+    import course_lib.checks  # noqa: F401  (registers every check)
     from course_lib.checks.core import CHECKS
 
     started = time.perf_counter()
