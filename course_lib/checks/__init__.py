@@ -44,7 +44,11 @@ check                           the learner's function                          
 ==============================  =====================================================  =========
 
 The shared machinery is in :mod:`course_lib.checks.core`, the checks of each chapter in their
-own module (``ch01_rnn`` ... ``ch06_attention``).
+own module (``ch01_rnn`` ... ``ch06_attention``). Each check is declared once (a ``Check``) and
+graded in two steps, ``collect`` (the learner's outputs) and ``judge`` (the comparison and the
+hint). A learner's run does both in the kernel; an instructor's grading run
+(``python -m course_lib.instructor.grade --instructor``) does only the first there, on inputs
+from a secret seed (:mod:`course_lib.checks.evidence`), and judges in the grader's process.
 """
 
 from course_lib.checks.ch01_rnn import check_rnn_backward, check_rnn_forward, check_rnn_step
