@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 def fused_times(ours, reference, x, args) -> dict:
     """course_lib.speed.fused (the LSTMs' gate math compiled) against torch.nn, on the CPU."""
-    if not isinstance(ours, layers.LSTM):
+    if not isinstance(ours, (layers.LSTM, layers.PeepholeLSTM)):
         return dict.fromkeys(FUSED_COLUMNS, "–")
     fast = fused(ours)
     row = {}
