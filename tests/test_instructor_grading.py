@@ -328,3 +328,33 @@ def test_the_default_guards_cover_course_lib_site_packages_and_the_repository():
 
 def test_the_launcher_and_the_checks_agree_on_the_variables():
     assert (sandbox.EVIDENCE_VARIABLE, sandbox.SEED_VARIABLE) == (EVIDENCE_VARIABLE, SEED_VARIABLE)
+
+
+def test_the_command_writes_rows_for_files_it_cannot_run(tmp_path, capsys):
+    from course_lib.instructor.grade import main
+
+    (tmp_path / "subs" / "carol").mkdir(parents=True)
+    (tmp_path / "subs" / "carol" / NOTEBOOK).write_bytes(b"")
+    (tmp_path / "roster.txt").write_text("# the class\ncarol\ndave\n")
+    code = main(
+        [
+            "--instructor",
+            str(tmp_path / "subs"),
+            "--source",
+            str(ROOT / "solutions"),
+            "--csv",
+            str(tmp_path / "grades.csv"),
+            "--reports",
+            str(tmp_path / "feedback"),
+            "--roster",
+            str(tmp_path / "roster.txt"),
+            "-n",
+            "1",
+        ]
+    )
+    assert code == 0, capsys.readouterr()
+    text = (tmp_path / "grades.csv").read_text(encoding="utf-8")
+    assert text.count("carol,02_lstm.ipynb") == 3 and "empty file" in text
+    assert text.count("dave,02_lstm.ipynb") == 3 and "no submission" in text
+    assert (tmp_path / "feedback" / "dave.md").exists()
+    assert main(["--instructor", str(tmp_path / "subs"), "--source", str(tmp_path)]) == 2
