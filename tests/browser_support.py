@@ -26,6 +26,9 @@ Selectors, checked against JupyterLab 4.6 and ipywidgets 8.1:
   `aria-valuemax`). An `Output` widget is `.widget-output`, and a matplotlib figure shown in it
   with `plt.show()` or `display(fig)` is an `<img>` with a `data:image/png` source; an `Image`
   widget (what `course_lib.viz` explorers draw into) is `img.widget-image` with a `blob:` source.
+* A Markdown image with a relative path, `![alt](figures/x.svg)`, is an `<img>` in
+  `.jp-MarkdownCell` whose `src` JupyterLab rewrites to the server's `/files/...` URL; it has a
+  natural size once loaded (the course's SVGs carry width and height), 0 when the file is missing.
 """
 
 from __future__ import annotations
@@ -254,27 +257,33 @@ STDERR_MIME = "application/vnd.jupyter.stderr"
 STDERR_OUTPUTS = f'{NOTEBOOK} .jp-OutputArea-output[data-mime-type="{STDERR_MIME}"]'
 SLIDER = ".widget-slider"
 SLIDER_HANDLE = f"{SLIDER} .noUi-handle"
-# A plot: a matplotlib figure shown in an Output widget, or an Image widget.
-PLOT_IMAGE = ".widget-output img, img.widget-image"
+# A plot: a matplotlib figure shown in an Output widget, or an Image widget; not the gate
+# explorer's cell diagram (an Image widget too, with the class course-cell-diagram).
+CELL_DIAGRAM = "img.widget-image.course-cell-diagram"
+PLOT_IMAGE = ".widget-output img, img.widget-image:not(.course-cell-diagram)"
 
 # The notebook panel on show, in the page's JavaScript.
 _PANEL_JS = "window.jupyterapp.shell.currentWidget"
 
 
-def open_notebook(page, server: LabServer, relative_path: str, timeout_ms: float = 90_000) -> None:
+def open_notebook(
+    page, server: LabServer, relative_path: str, timeout_ms: float = 90_000, kernel: bool = True
+) -> None:
     """Open a notebook in JupyterLab; wait until its kernel has started and is idle.
 
     Running cells before the kernel is there makes JupyterLab ask for a kernel in a dialog.
+    With `kernel=False`, wait only until the notebook is loaded and shown (to look, not run).
     """
     page.goto(server.notebook_url(relative_path), wait_until="domcontentloaded", timeout=timeout_ms)
     page.wait_for_function(
-        """(path) => {
+        """([path, kernel]) => {
             const panel = window.jupyterapp?.shell.currentWidget;
             const session = panel?.sessionContext;
-            return panel?.context?.path === path && session?.isReady && session.session?.kernel
-                && session.kernelDisplayStatus === 'idle';
+            if (panel?.context?.path !== path || !panel.context.isReady) return false;
+            return !kernel || (session?.isReady && session.session?.kernel
+                && session.kernelDisplayStatus === 'idle');
         }""",
-        arg=relative_path,
+        arg=[relative_path, kernel],
         timeout=timeout_ms,
         polling=250,
     )
@@ -410,3 +419,45 @@ def wait_for_new_plot(page, explorer, old_src: str, timeout_ms: float) -> str:
         polling=200,
     )
     return plot_source(explorer)
+
+
+# --- images --------------------------------------------------------------------------------------
+
+# Every picture in the notebook on show: diagrams in markdown cells (`![alt](figures/x.svg)`,
+# which JupyterLab resolves to a /files/ URL), stored output images, widget images.
+IMAGES = f"{NOTEBOOK} img"
+MARKDOWN_IMAGES = f"{NOTEBOOK} .jp-MarkdownCell img"
+
+
+def wait_for_images(page, timeout_ms: float) -> None:
+    """Wait until every image in the notebook has finished loading (or failed to)."""
+    page.wait_for_function(
+        """(selector) => Array.from(document.querySelectorAll(selector))
+            .every((img) => img.getAttribute('src') && img.complete)""",
+        arg=IMAGES,
+        timeout=timeout_ms,
+        polling=250,
+    )
+
+
+def image_report(page, selector: str = IMAGES) -> list[dict]:
+    """For each image: its source, alt text and natural size."""
+    return page.eval_on_selector_all(
+        selector,
+        """imgs => imgs.map((img) => ({
+            src: img.getAttribute('src') || '',
+            alt: img.getAttribute('alt') || '',
+            complete: img.complete,
+            width: img.naturalWidth,
+            height: img.naturalHeight,
+        }))""",
+    )
+
+
+def broken_images(page) -> list[str]:
+    """The images that did not load: no natural size (a missing file, a bad path, bad SVG)."""
+    return [
+        f"{image['src'][:100]!r} (alt {image['alt'][:40]!r})"
+        for image in image_report(page)
+        if not (image["complete"] and image["width"] > 0 and image["height"] > 0)
+    ]

@@ -5,9 +5,14 @@ For each lecture with an ipywidgets explorer, the test
 1. starts JupyterLab on a temporary copy of `notebooks/` (`browser_support.LabServer`),
 2. opens the lecture in headless Chromium and runs all cells (`notebook:run-all-cells`),
 3. checks that every code cell ran and that nothing raised,
-4. finds the explorer and checks that its slider and its plot are drawn,
-5. presses an arrow key on the slider and waits for a different picture,
-6. saves a screenshot of the explorer under `docs/` for the README.
+4. checks that every image in the lecture has loaded (a natural size above zero): the diagrams
+   in its markdown, stored plots, the widgets' pictures,
+5. finds the explorer and checks that its slider and its plot are drawn,
+6. presses an arrow key on the slider and waits for a different picture,
+7. saves a screenshot of the explorer under `docs/` for the README.
+
+A second test opens every lecture without running it and checks that each of its images loads
+and that each diagram its markdown shows (`figures/*.svg`) is drawn, with alt text.
 
 Chromium is Debian's (`/usr/bin/chromium`, or `CHROMIUM_PATH`), driven by Python Playwright;
 `playwright install` is never needed. Where either is missing the test is skipped, unless `CI` is
@@ -17,18 +22,24 @@ set: there a missing browser is a failure. Run it alone with `pytest -m browser`
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 
 import pytest
 from browser_support import (
+    CELL_DIAGRAM,
     CHROMIUM_ARGS,
+    MARKDOWN_IMAGES,
     PLOT_IMAGE,
     REPO_ROOT,
     SLIDER,
     LabServer,
+    broken_images,
     error_outputs,
     find_chromium,
     find_explorer,
+    image_report,
     nudge_slider,
     open_notebook,
     plot_digest,
@@ -37,6 +48,7 @@ from browser_support import (
     run_all_cells,
     show_whole,
     unexecuted_cells,
+    wait_for_images,
     wait_for_new_plot,
 )
 
@@ -62,6 +74,7 @@ EXPLORERS = [
     ),
 ]
 
+LECTURES = sorted(path.name for path in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RUN_ALL_TIMEOUT_MS = 180_000  # a lecture trains small models: well under a minute on 2 cores
 WIDGET_TIMEOUT_MS = 30_000  # widgets are drawn once their comm messages arrive, after the run
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -166,7 +179,10 @@ def test_explorer_renders_and_reacts(lab_page, lab_server, notebook, css_class, 
     assert completed, f"{notebook}: Run All Cells stopped early{context()}"
     assert not unexecuted_cells(page), f"{notebook}: not run: {unexecuted_cells(page)}"
 
-    # 3. The explorer is drawn, with its slider and its plot.
+    # 3. Every image has loaded: the diagrams in the markdown, stored plots, widget pictures.
+    check_images(page, notebook)
+
+    # 4. The explorer is drawn, with its slider and its plot.
     explorer = wait_or_fail(
         lambda: (
             f"{notebook}: no explorer: no widget with class {css_class!r} "
@@ -185,7 +201,10 @@ def test_explorer_renders_and_reacts(lab_page, lab_server, notebook, css_class, 
     )
     before, before_digest = plot_source(explorer), plot_digest(explorer)
 
-    # 4. One key press on the slider redraws the plot.
+    diagram = explorer.locator(CELL_DIAGRAM)
+    diagram_before = diagram.first.get_attribute("src") if diagram.count() else None
+
+    # 5. One key press on the slider redraws the plot (and the gate explorer's cell diagram).
     key = nudge_slider(page, explorer)
     wait_or_fail(
         lambda: (
@@ -200,9 +219,61 @@ def test_explorer_renders_and_reacts(lab_page, lab_server, notebook, css_class, 
     )
     assert not failures(), f"{notebook}: moving the slider raised:\n" + "\n".join(failures())
     assert plot_digest(explorer) != before_digest, f"{notebook}: {key} redrew the same picture"
+    if diagram_before is not None:
+        wait_or_fail(
+            lambda: f"{notebook}: the cell diagram was not redrawn after {key}{context()}",
+            page.wait_for_function,
+            """([img, old]) => img.complete && img.naturalWidth > 0
+                && img.getAttribute('src') !== old""",
+            arg=[diagram.first.element_handle(), diagram_before],
+            timeout=WIDGET_TIMEOUT_MS,
+        )
+    wait_for_images(page, WIDGET_TIMEOUT_MS)
+    assert not broken_images(page), f"{notebook}: after {key}: {broken_images(page)}"
 
-    # 5. A picture of the whole explorer for the README, without focus ring or caret.
+    # 6. A picture of the whole explorer for the README, without focus ring or caret.
     page.evaluate("() => document.activeElement?.blur()")
     show_whole(page, explorer)
     (REPO_ROOT / "docs").mkdir(exist_ok=True)
     explorer.screenshot(path=REPO_ROOT / "docs" / screenshot, animations="disabled", caret="hide")
+
+
+def figure_references(notebook: str) -> list[str]:
+    """The diagrams (figures/NAME.svg) that the notebook's markdown cells show, from the file."""
+    cells = json.loads((REPO_ROOT / notebook).read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown"]
+    return [name for source in sources for name in re.findall(r"\(figures/([\w-]+\.svg)", source)]
+
+
+def check_images(page, notebook: str) -> None:
+    """Every image on the page has loaded; each diagram the markdown shows is drawn, with alt."""
+    wait_or_fail(
+        lambda: (
+            f"{notebook}: images still loading: "
+            + str([image["src"][:80] for image in image_report(page) if not image["complete"]])
+        ),
+        wait_for_images,
+        page,
+        WIDGET_TIMEOUT_MS,
+    )
+    assert not broken_images(page), f"{notebook}: images that did not load: {broken_images(page)}"
+    expected = figure_references(notebook)
+    drawn = image_report(page, MARKDOWN_IMAGES)
+    shown = [image for image in drawn if any(name in image["src"] for name in expected)]
+    assert len(shown) == len(expected), f"{notebook}: shows {expected}, drawn: {drawn}"
+    assert all(image["alt"].strip() for image in shown), f"{notebook}: a diagram lacks alt text"
+
+
+@pytest.mark.parametrize("lecture", LECTURES)
+def test_lecture_images_load(lab_page, lab_server, lecture):
+    """Open a lecture as committed (no cell run) and check that all its images load."""
+    notebook = f"notebooks/{lecture}"
+    wait_or_fail(
+        lambda: f"{notebook}: not shown after opening it\n{lab_server.log_tail()}",
+        open_notebook,
+        lab_page,
+        lab_server,
+        notebook,
+        kernel=False,
+    )
+    check_images(lab_page, notebook)
