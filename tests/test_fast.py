@@ -1,12 +1,12 @@
-"""course_lib.speed.graphed.graphed: CUDA-graph replay of a layer gives what the layer itself gives."""
+"""course_lib.speed.graphed: CUDA-graph replay of a layer gives what the layer itself gives."""
 
 import copy
 
 import pytest
 import torch
 
-from course_lib.speed.graphed import graphed
 from course_lib.layers import GRU, LSTM, RNN, PeepholeLSTM
+from course_lib.speed.graphed import graphed
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "peephole": PeepholeLSTM}

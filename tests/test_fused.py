@@ -1,13 +1,13 @@
-"""course_lib.speed.fused: the LSTM layers with their gate math in compiled C give the usual results."""
+"""course_lib.speed.fused: the LSTMs with their gate math compiled in C match the plain ones."""
 
 import itertools
 
 import pytest
 import torch
 
+from course_lib.layers import GRU, LSTM, PeepholeLSTM
 from course_lib.speed import fused as fused_module
 from course_lib.speed.fused import FusedLSTM, FusedPeepholeLSTM, LSTMRecurrence, fused
-from course_lib.layers import GRU, LSTM, PeepholeLSTM
 
 I, H, T, B = 5, 6, 7, 4
 PAIRS = {"lstm": (LSTM, FusedLSTM), "peephole": (PeepholeLSTM, FusedPeepholeLSTM)}
@@ -115,3 +115,15 @@ def test_a_compiler_without_the_vector_flags_still_builds(monkeypatch, tmp_path)
         assert len(list((tmp_path / "course_lib").glob("*.so"))) == 1  # only the plain build
     finally:
         fused_module.kernels.cache_clear()
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_projections_use_the_plain_loop(kind, monkeypatch):
+    """The kernel assumes h has H features; with proj_size the plain loop runs instead."""
+    torch.manual_seed(0)
+    plain, fast = make_pair(kind, proj_size=2, num_layers=2)
+    monkeypatch.setattr(LSTMRecurrence, "apply", None)  # any use of the kernel would fail
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    hx = tuple(torch.randn(2, B, n, dtype=torch.float64, requires_grad=True) for n in (2, H))
+    for expected, got in zip(run(plain, x, hx), run(fast, x, hx), strict=True):
+        torch.testing.assert_close(got, expected)
