@@ -15,9 +15,10 @@ and hidden size H (input size = H, T = 100 steps) it
 4. times the matrix products of one forward alone, through torch's own matmul (the "matmul
    floor", as a fraction of torch.nn's whole forward): no eager layer built on torch's matmul
    can have a forward ratio below it;
-5. times the opt-in fast path of the device against torch.nn: on the CPU ``course_lib.speed.fused``
-   (the LSTMs' gate math compiled in C), on a GPU ``course_lib.speed.graphed.graphed`` (CUDA graphs of the
-   same layer) and how long recording the graphs took.
+5. times the opt-in fast path of the device against torch.nn: on the CPU
+   ``course_lib.speed.fused`` (the LSTMs' gate math compiled in C), on a GPU
+   ``course_lib.speed.graphed.graphed`` (CUDA graphs of the same layer) and how long recording the
+   graphs took.
 
 PeepholeLSTM is compared with nn.LSTM: PyTorch has no peephole layer, so the ratio shows what the
 three extra element-wise terms cost. Results are printed as a Markdown table of ratios
@@ -41,8 +42,8 @@ from torch.nn import functional as F
 from torch.utils import benchmark
 
 from course_lib import layers
-from course_lib.speed.graphed import graphed
 from course_lib.speed.fused import fused, kernels
+from course_lib.speed.graphed import graphed
 
 KINDS = {
     "RNN": (layers.RNN, nn.RNN),
@@ -204,7 +205,7 @@ def fused_times(ours, reference, x, args) -> dict:
 
 
 def graphed_times(ours, reference, x, args) -> dict:
-    """course_lib.speed.graphed.graphed (CUDA graphs of our layer) against cuDNN, and the recording time."""
+    """course_lib.speed.graphed (CUDA graphs of our layer) against cuDNN, and the recording time."""
     row = {}
     for mode, fn, needs_grad in (("fwd", forward, False), ("fwd+bwd", forward_backward, True)):
         x_mode = x.detach().clone().requires_grad_(needs_grad)
