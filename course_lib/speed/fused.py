@@ -158,9 +158,7 @@ class LSTMRecurrence(torch.autograd.Function):
 
 def _kernel_applies(x: Tensor, mask: Tensor | None, w: Weights) -> bool:
     """The C kernel takes full-length CPU float32/float64 sequences without a projection."""
-    return (
-        mask is None and w.weight_hr is None and x.device.type == "cpu" and x.dtype in C_TYPES
-    )
+    return mask is None and w.weight_hr is None and x.device.type == "cpu" and x.dtype in C_TYPES
 
 
 class FusedLSTM(LSTM):
