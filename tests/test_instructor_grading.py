@@ -247,6 +247,7 @@ def test_files_that_are_no_notebook_get_a_row_and_a_reason(graded):
     assert "not valid JSON" in learners["garbage"].status
     assert "nbformat 3" in learners["nbformat3"].status
     assert learners["wrongchapter"].status.startswith("not 02_lstm.ipynb")
+    assert learners["wrongchapter"].status.endswith("(it looks like 03_gru.ipynb)")
     assert learners["absent"].status == "no submission"
     for name in ("empty", "garbage", "nbformat3", "wrongchapter", "absent"):
         assert (learners[name].points, learners[name].possible) == (0, 6)

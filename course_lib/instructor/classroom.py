@@ -45,6 +45,7 @@ from course_lib.instructor.plugin import DEFAULT_CELL_TIMEOUT, format_points
 from course_lib.instructor.source import (
     BadSubmission,
     SourceNotebook,
+    WrongNotebook,
     load_source,
     read_submission,
     restore,
@@ -313,9 +314,13 @@ def grade_class(
             if submission.path is None or submission.source is None:
                 continue
             try:
-                notebook, submission.notes = restore(
-                    submission.source, read_submission(submission.path)
-                )
+                submitted = read_submission(submission.path)
+                notebook, submission.notes = restore(submission.source, submitted)
+            except WrongNotebook as problem:
+                ids = {c.get("id") for c in submitted.cells}
+                like = [name for name, other in sources.items() if ids & other.own_ids]
+                submission.status = str(problem) + (f" (it looks like {like[0]})" if like else "")
+                continue
             except BadSubmission as problem:
                 submission.status = str(problem)
                 continue
