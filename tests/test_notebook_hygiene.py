@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Each folder and the chapters it must hold (a two-digit prefix per chapter).
 EXPECTED_CHAPTERS = {
-    "notebooks": ["00", "01", "02", "03", "04", "05", "06"],
+    "notebooks": ["00", "01", "02", "03", "04", "05", "06", "07"],
     "solutions": ["01", "02", "03", "04", "05", "06"],
     "exercises": ["01", "02", "03", "04", "05", "06"],
 }
