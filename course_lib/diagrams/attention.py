@@ -22,7 +22,7 @@ def _weights(d: Drawing, xs, base_y: float, target: tuple[float, float], weights
         d.rect(x - 9, base_y - height, 18, height, fill="alpha", radius=2)
         d.text(
             x + 14,
-            base_y - height + 4,
+            base_y - height / 2 + 4,
             f"{alpha:.2f}",
             size=12,
             anchor="start",
@@ -82,10 +82,10 @@ def encoder_decoder() -> str:
     d.text(
         275, 92, "α_{t,j} = softmax_j score(s_{t-1}, h_j)", size=15, quantity="alpha", italic=False
     )
-    d.wire([(dec[0], cell_y - 20), (dec[0], 250), (500, 250)], "s", dash="5 4")
-    d.note(520, 268, "query s_{t-1}", size=12, fill=PALETTE["s"], anchor="start")
+    d.wire([(dec[0], cell_y - 20), (dec[0], 87), (392, 87)], "s", dash="5 4")
+    d.note(dec[0] + 8, 250, "query s_{t-1}", size=12, fill=PALETTE["s"], anchor="start")
     d.wire([(573, 150), (dec[1] - 12, 150), (dec[1] - 12, cell_y - 20)], "ctx", width=2.5)
-    d.text(600, 140, "c_t = Σ_j α_{t,j} h_j", size=15, quantity="ctx", anchor="start", italic=False)
+    d.text(630, 140, "c_t = Σ_j α_{t,j} h_j", size=15, quantity="ctx", anchor="start", italic=False)
     d.wire([(dec[1] + 12, cell_y - 20), (dec[1] + 12, 92)], "s")
     d.dot(dec[1] - 12, 150, "ctx")
     d.wire([(dec[1] - 12, 150), (dec[1] - 12, 120), (dec[1] - 2, 120), (dec[1] - 2, 92)], "ctx")

@@ -118,7 +118,7 @@ def draw_lstm(
     d.text(
         LEFT + 4, BELT_Y - 12, "c_{t-1}" + _value(values, "c_prev"), anchor="start", quantity="c"
     )
-    d.text(RIGHT - 6, BELT_Y - 12, "c_t" + _value(values, "c"), anchor="end", quantity="c")
+    d.text(710, BELT_Y - 12, "c_t" + _value(values, "c"), anchor="end", quantity="c")
     d.note(400, BELT_Y - 26, "the cell state: a conveyor belt", fill=PALETTE["c"])
 
     # The four layers and where their outputs go.

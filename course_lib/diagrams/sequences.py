@@ -102,9 +102,10 @@ def rnn_unrolled() -> str:
             width=width,
             opacity=0.35 + 0.2 * width,
         )
-    for x, label in ((xs[2] + 10, "× J_3"), (xs[1] + 65, "× J_2")):
+    # Going back from h_t to h_{t-1} multiplies by J_t: label each span by its step.
+    for x, label in (((xs[1] + xs[2]) / 2, "× J_3"), ((xs[0] + xs[1]) / 2, "× J_2")):
         d.text(x, grad_y + 20, label, size=13, quantity="grad")
-    d.text(725, grad_y + 20, "× J_T", size=13, quantity="grad")
+    d.text(696, grad_y + 20, "× J_T", size=13, quantity="grad")
     d.text(
         290,
         58,
