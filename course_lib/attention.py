@@ -137,8 +137,11 @@ class _Attention(nn.Module):
 
     # -- readable errors ---------------------------------------------------------------------
 
-    def _check(self, query: object, keys: object, values: object) -> bool:
-        """Check types, ranks, sizes, dtypes and devices; return True for a (B, Hq) query."""
+    def _check(self, query: Tensor, keys: Tensor, values: Tensor) -> bool:
+        """Check types, ranks, sizes, dtypes and devices; return True for a (B, Hq) query.
+
+        Typed as tensors, checked as anything: a learner's list still gets a clear TypeError.
+        """
         for name, tensor in (("query", query), ("keys", keys), ("values", values)):
             check_tensor(name, tensor)
             if not tensor.is_floating_point():
@@ -174,7 +177,7 @@ class _Attention(nn.Module):
         """Feature sizes and parameter dtype/device; each score has its own rules."""
 
     @staticmethod
-    def _make_mask(mask: object, lengths: object, keys: Tensor) -> Tensor | None:
+    def _make_mask(mask: Tensor | None, lengths: object, keys: Tensor) -> Tensor | None:
         """Turn ``mask`` or ``lengths`` into a (B, S) bool mask on the keys' device, or None."""
         B, S, _ = keys.shape
         if mask is not None and lengths is not None:
