@@ -31,19 +31,11 @@ from matplotlib.figure import Figure
 
 from course_lib._validate import check_index, check_lengths
 from course_lib.diagrams import cells as diagrams
+from course_lib.diagrams.svg import PALETTE
 
-# One colour per gate name, the same in every panel and every plot.
-GATE_COLORS = {
-    "i": "tab:blue",
-    "f": "tab:green",
-    "g": "tab:purple",
-    "o": "tab:orange",
-    "c": "tab:red",
-    "h": "tab:gray",
-    "r": "tab:blue",
-    "z": "tab:green",
-    "n": "tab:purple",
-}
+# One colour per gate name, the same in every panel and every plot, and the same as in the
+# course's diagrams: both come from one palette (course_lib.diagrams.svg.PALETTE).
+GATE_COLORS = {name: PALETTE[name] for name in ("i", "f", "g", "o", "c", "h", "r", "z", "n")}
 GATE_NAMES = {
     "i": "input gate i",
     "f": "forget gate f",

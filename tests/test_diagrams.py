@@ -98,3 +98,21 @@ def test_the_lstm_with_values_shows_them_and_fills_its_gates():
     assert svg != lstm_cell({**values, "f": 0.1})
     assert cell_with_values({"h": 0.3}) is None
     assert "The GRU cell" in cell_with_values({"r": 0.1, "z": 0.2, "n": 0.3, "h": 0.4})
+
+
+def test_every_image_a_lecture_shows_exists_and_has_alt_text():
+    """Markdown images in the lectures: the file exists next to them and the alt text says what
+    the figure shows (a screen reader's, and a broken link's, only description)."""
+    import json
+
+    notebooks = diagrams.DEFAULT_FOLDER.parent
+    image = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)")
+    for path in sorted(notebooks.glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for alt, target in image.findall("".join(cell["source"])):
+                if target.startswith(("http:", "https:", "attachment:", "data:")):
+                    continue
+                assert (notebooks / target).is_file(), f"{path.name}: {target} does not exist"
+                assert len(alt.split()) >= 5, f"{path.name}: {target} has no real alt text"

@@ -294,3 +294,11 @@ def test_gate_explorer_draws_a_gru_cell_and_no_cell_for_a_tanh_rnn():
         assert _written(svg, trace[gate][0, 0, 0].item())
     rnn_trace = {"h": torch.tanh(torch.randn(1, 5, 4))}
     assert viz.gate_explorer(rnn_trace).diagram is None
+
+
+def test_plots_and_diagrams_share_one_palette():
+    from course_lib.diagrams.svg import PALETTE
+
+    for name, colour in viz.GATE_COLORS.items():
+        assert colour == PALETTE[name], f"gate {name} is drawn in two colours"
+    assert len(set(viz.GATE_COLORS.values())) == len(viz.GATE_COLORS)
