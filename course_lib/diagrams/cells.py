@@ -136,7 +136,12 @@ def draw_lstm(
     d.wire([(tanh_x, 192), (tanh_x, GATE_Y - 13)], "ink")
     d.wire([(ox + 29, GATE_Y), (tanh_x - 13, GATE_Y)], "o")
     d.op(tanh_x, GATE_Y, "⊙")
-    for gate, x, y in (("f", fx, 200), ("g", gx, 222), ("i", ix, 222), ("o", ox - 29, 242)):
+    for gate, x, y in (
+        ("f", fx, 200),
+        ("g", gx, 222),
+        ("i", ix, 222),
+        ("o", *((606, 258) if values is None else (ox - 29, 242))),
+    ):
         d.text(x + 7, y, f"{gate}_t" + _value(values, gate), anchor="start", size=15, quantity=gate)
 
     if peepholes:
