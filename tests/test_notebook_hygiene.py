@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Each folder and the chapters it must hold (a two-digit prefix per chapter).
 EXPECTED_CHAPTERS = {
     "notebooks": ["00", "01", "02", "03", "04", "05", "06", "07"],
-    "solutions": ["01", "02", "03", "04", "05", "06"],
-    "exercises": ["01", "02", "03", "04", "05", "06"],
+    "solutions": ["01", "02", "03", "04", "05", "06", "07"],
+    "exercises": ["01", "02", "03", "04", "05", "06", "07"],
 }
 NAME_PATTERN = re.compile(r"\d\d_[a-z0-9]+(_[a-z0-9]+)*\.ipynb")
 SEED_CALL = re.compile(r"\b(seed_everything|torch\.manual_seed)\(")
