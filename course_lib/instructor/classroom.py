@@ -28,8 +28,10 @@ negative: they come from the source's tags, which are checked when the source is
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
+import pkgutil
 import secrets
 import stat
 import subprocess
@@ -268,15 +270,23 @@ def grade_class(
     """
     # Everything the grader imports is imported before the fingerprint, so that no cache file
     # Python writes on a first import can pass for a change a kernel made.
-    import course_lib.checks  # noqa: F401  (registers every check)
+    import course_lib.checks
     from course_lib.checks.core import CHECKS
+
+    for module in pkgutil.iter_modules(course_lib.checks.__path__):
+        importlib.import_module(f"course_lib.checks.{module.name}")  # registers every check
 
     started = time.perf_counter()
     root, source_dir = Path(root).resolve(), Path(source_dir).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder of submissions")
-    sources = {p.name: load_source(p, set(CHECKS)) for p in solution_notebooks(source_dir)}
-    if not sources:
+    sources, broken = {}, {}
+    for path in solution_notebooks(source_dir):
+        try:
+            sources[path.name] = load_source(path, set(CHECKS))
+        except (ValueError, OSError) as error:  # one bad source must not stop the others
+            broken[path.name] = f"its source cannot be graded: {error}"
+    if not sources and not broken:
         raise FileNotFoundError(f"no source notebooks in {source_dir}")
     run_seed = secrets.randbits(62) if run_seed is None else int(run_seed)
     guards = sandbox.default_guards() if guards is None else guards
@@ -288,7 +298,9 @@ def grade_class(
     for learner, path in discover(root):
         submission = Submission(learner, path.name, path, sources.get(path.name))
         if submission.source is None:
-            submission.status = f"no source notebook named {path.name} in {source_dir.name}/"
+            submission.status = broken.get(
+                path.name, f"no source notebook named {path.name} in {source_dir.name}/"
+            )
         submissions.append(submission)
     names = sorted({s.name for s in submissions if s.source})
     learners = sorted(
