@@ -117,21 +117,22 @@ def self_attention() -> str:
     query = 1  # position 2 (index 1) asks
     for j, x in enumerate(xs, start=1):
         d.rect(x - 40, 400, 80, 28, fill="paper", stroke="x", radius=14)
-        d.text(x, 419, f"x_{j} + p_{j}", size=14, quantity="x", italic=False)
+        d.text(x, 419, f"x_{j} + p_{j}", size=14, quantity="x", italic=False)  # token + position
         d.note(x, 446, f"“{SOURCE[j - 1]}”", size=12)
         for dx, name in ((-26, "q"), (0, "k"), (26, "v")):
             d.wire([(x, 400), (x, 390), (x + dx, 390), (x + dx, 366)], "x", arrow=False)
             d.rect(x + dx - 11, 344, 22, 22, fill=name, radius=3)
             d.text(x + dx, 360, name, size=14, fill=PALETTE["paper"])
-    d.note(270, 20, "q_j = W^Q x_j,  k_j = W^K x_j,  v_j = W^V x_j  (one set per head)", size=12)
+    d.note(270, 18, "with e_j = x_j + p_j:  q_j = W^Q e_j,  k_j = W^K e_j,  v_j = W^V e_j", size=12)
+    d.note(270, 34, "(one set of W^Q, W^K, W^V per head)", size=12)
     qx = xs[query] - 26
     d.wire([(qx, 344), (qx, 322), (30, 322), (30, 160)], "q", dash="5 4")
     d.note(36, 150, "q_2 · k_j / √d for every j,", size=12, anchor="start", fill=PALETTE["q"])
     d.note(36, 166, "softmax over j", size=12, anchor="start", fill=PALETTE["q"])
     _weights(d, xs, 300, (270, 110), EXAMPLE_WEIGHTS)
-    d.wire([(270, 97), (270, 50)], "alpha")
+    d.wire([(270, 97), (270, 56)], "alpha")
     d.text(
-        280, 60, "z_2 = Σ_j α_{2,j} v_j", size=15, anchor="start", quantity="alpha", italic=False
+        280, 72, "z_2 = Σ_j α_{2,j} v_j", size=15, anchor="start", quantity="alpha", italic=False
     )
 
     # The block, bottom to top.
