@@ -626,3 +626,11 @@ for _bug, _hint in [
     ("swap", "you returned (weights, context)"),
 ]:
     WRONG["scaled_dot_attention"].append((lambda *args, _bug=_bug: _dot(*args, bug=_bug), _hint))
+
+# Chapter 07's wrong answers are written as a learner would write them, in their own file.
+from test_ch07_wrong_implementations import WRONG_TBPTT, WRONG_TEMPERATURE  # noqa: E402
+
+for _name, _function, _hint in WRONG_TBPTT:
+    WRONG["tbptt"].append((_function, _hint))
+for _name, _function, _hint in WRONG_TEMPERATURE:
+    WRONG["temperature"].append((_function, _hint))

@@ -41,10 +41,12 @@ check                           the learner's function                          
 ``check_additive_scores``       ``additive_scores(query, keys, W_q, W_k, b, v)``       6.1
 ``check_masked_softmax``        ``masked_softmax(scores, mask) -> weights``            6.2
 ``check_attention``             ``scaled_dot_attention(query, keys, values, mask)``    6.3
+``check_tbptt``                 ``train_tbptt(model, data, seq_len, passes, lr, ...)``  7.1
+``check_temperature_softmax``   ``temperature_softmax(logits, temperature)``           7.2
 ==============================  =====================================================  =========
 
 The shared machinery is in :mod:`course_lib.checks.core`, the checks of each chapter in their
-own module (``ch01_rnn`` ... ``ch06_attention``). Each check is declared once (a ``Check``) and
+own module (``ch01_rnn`` ... ``ch07_language_model``). Each check is declared once (a ``Check``) and
 graded in two steps, ``collect`` (the learner's outputs) and ``judge`` (the comparison and the
 hint). A learner's run does both in the kernel; an instructor's grading run
 (``python -m course_lib.instructor.grade --instructor``) does only the first there, on inputs
@@ -65,6 +67,7 @@ from course_lib.checks.ch06_attention import (
     check_attention,
     check_masked_softmax,
 )
+from course_lib.checks.ch07_language_model import check_tbptt, check_temperature_softmax
 
 __all__ = [
     "check_additive_scores",
@@ -83,4 +86,6 @@ __all__ = [
     "check_rnn_backward",
     "check_rnn_forward",
     "check_rnn_step",
+    "check_tbptt",
+    "check_temperature_softmax",
 ]
