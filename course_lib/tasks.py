@@ -42,6 +42,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from course_lib._validate import check_choice, check_int
+
 IGNORE_INDEX = -100  # per-step target at padded or undefined steps; cross_entropy skips it
 PAD = "<pad>"  # token id 0 in every vocabulary
 
@@ -138,11 +140,7 @@ def decode(ids: Tensor | list[int], vocab: tuple[str, ...] | list[str]) -> str:
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return check_int(name, value, minimum)  # TypeError unless an int, ValueError below minimum
 
 
 def _check_range(name: str, value: object, minimum: int) -> tuple[int, int]:
@@ -226,8 +224,7 @@ def spaghetti(
     subjects = _check_int("subjects", subjects, 2)
     if subjects > len(SUBJECTS):
         raise ValueError(f"subjects must be <= {len(SUBJECTS)}, got {subjects}")
-    if distractors not in DISTRACTOR_KINDS:
-        raise ValueError(f"distractors must be one of {DISTRACTOR_KINDS}, got {distractors!r}")
+    check_choice("distractors", distractors, DISTRACTOR_KINDS)
     generator = _generator(seed)
     vocab = spaghetti_vocab(subjects)
     token_id = {word: i for i, word in enumerate(vocab)}
