@@ -116,3 +116,13 @@ def test_every_image_a_lecture_shows_exists_and_has_alt_text():
                     continue
                 assert (notebooks / target).is_file(), f"{path.name}: {target} does not exist"
                 assert len(alt.split()) >= 5, f"{path.name}: {target} has no real alt text"
+
+
+@pytest.mark.parametrize("number", ["01", "02", "03", "04", "05", "06"])
+def test_every_lecture_shows_a_diagram_of_its_architecture(number):
+    import json
+
+    (path,) = diagrams.DEFAULT_FOLDER.parent.glob(f"{number}_*.ipynb")
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    markdown = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert re.search(r"!\[[^\]]+\]\(figures/\w+\.svg", markdown), f"{path.name} shows no diagram"
