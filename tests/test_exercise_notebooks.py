@@ -52,7 +52,7 @@ def read(path: Path) -> nbformat.NotebookNode:
 
 
 def test_there_are_solution_notebooks():
-    assert [path.name[:2] for path in SOLUTIONS] == ["01", "02", "03", "04", "05", "06"]
+    assert [path.name[:2] for path in SOLUTIONS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 # --- static checks of the solution notebooks --------------------------------------------------
