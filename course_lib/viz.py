@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from course_lib._validate import check_index, check_lengths
+from course_lib._validate import check_index, check_lengths, check_number
 from course_lib.diagrams import cells as diagrams
 from course_lib.diagrams.svg import PALETTE
 
@@ -159,6 +159,8 @@ def plot_history(
     left), or a dict ``{name: history}`` to compare runs (one line per run, with a legend).
     ``chance`` draws the task's chance level on the score panel; an accuracy panel starts at 0.
     """
+    if chance is not None:
+        chance = check_number("chance", chance, 0.0, 1.0)
     is_many = (
         isinstance(history, Mapping)
         and history

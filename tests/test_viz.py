@@ -71,6 +71,23 @@ def test_plot_history_single_and_many():
         viz.plot_history(3)
 
 
+def test_plot_history_draws_chance_and_starts_accuracy_at_zero():
+    fig = viz.plot_history({"lstm": history(0.9), "rnn": history(0.4)}, chance=0.25)
+    check_figure(fig)
+    score = fig.axes[1]
+    chance_lines = [line for line in score.lines if line.get_label().startswith("chance")]
+    assert len(chance_lines) == 1
+    assert list(chance_lines[0].get_ydata()) == [0.25, 0.25]
+    assert score.get_ylim()[0] == 0
+    # the legend sits beside the panel, not over the curves
+    anchor = score.get_legend().get_bbox_to_anchor().transformed(score.transAxes.inverted())
+    assert anchor.x0 > 1
+    with pytest.raises(TypeError, match="chance must be a number"):
+        viz.plot_history(history(0.9), chance="0.25")
+    with pytest.raises(ValueError, match="chance must be a number in"):
+        viz.plot_history(history(0.9), chance=4)
+
+
 def test_plot_accuracy_by_distance():
     fig = viz.plot_accuracy_by_distance(
         {"rnn": ([0, 10, 20], [0.9, 0.5, 0.3]), "lstm": {0: 1.0, 10: 0.95, 20: 0.9}}, chance=0.25
