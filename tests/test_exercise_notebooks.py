@@ -194,7 +194,9 @@ def test_solution_passes_nbval_with_full_marks(path, solution_grades):
 @pytest.mark.parametrize("path", PARAMS)
 def test_blank_exercise_fails_only_at_its_test_cells(path):
     exercise = ROOT / "exercises" / path.name
-    assert exercise.exists(), f"{exercise} is missing; run `python -m course_lib.instructor.generate`"
+    assert exercise.exists(), (
+        f"{exercise} is missing; run `python -m course_lib.instructor.generate`"
+    )
     expected = [(index, "NotImplementedError") for index, _ in graded_cells(read(exercise))]
     assert expected, f"{exercise.name} has no test cells"
     got = [(error.index, error.ename) for error in failing_cells(exercise, timeout=60)]
