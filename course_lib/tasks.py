@@ -11,6 +11,11 @@ task                      what it needs                                   chance
 :func:`future_context`    see tokens that come *later* (bidirectional)     1 / alphabet
 ========================  ==============================================  ==================
 
+Real text (chapter 07) lives in :mod:`course_lib.text` and is re-exported here, so every task is
+found in one place: ``load_corpus``, ``split_by_position``, ``CharVocab``, ``streams`` and
+``segments`` (contiguous streams for truncated BPTT), and the baselines that need no training,
+``unigram_bpc``, ``bigram_bpc`` and ``compressed_bpc`` (gzip / lzma).
+
 The spaghetti question comes in two modes. :func:`spaghetti` is the simple one: one fact, always
 the first sentence, and always the same question, so a network can answer by *where* the animal
 was (the first animal) as well as by what was said; chapters 00 to 06 use it, because its single
@@ -43,6 +48,17 @@ import torch
 from torch import Tensor
 
 from course_lib._validate import check_choice, check_int
+from course_lib.text import (  # noqa: F401  (re-exported: the real-text task of chapter 07)
+    CharVocab,
+    Streams,
+    bigram_bpc,
+    compressed_bpc,
+    load_corpus,
+    segments,
+    split_by_position,
+    streams,
+    unigram_bpc,
+)
 
 IGNORE_INDEX = -100  # per-step target at padded or undefined steps; cross_entropy skips it
 PAD = "<pad>"  # token id 0 in every vocabulary

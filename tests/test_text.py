@@ -266,3 +266,10 @@ def test_baselines_bad_input(call, error, match):
 def test_nats_to_bits():
     assert T.nats_to_bits(math.log(2)) == pytest.approx(1.0)
     assert T.nats_to_bits(0) == 0.0
+
+
+def test_tasks_re_exports_the_text_task():
+    from course_lib import tasks, text
+
+    for name in ("load_corpus", "split_by_position", "CharVocab", "streams", "segments"):
+        assert getattr(tasks, name) is getattr(text, name)
