@@ -19,7 +19,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from course_lib.layers import reverse_time
+from course_lib.layers import GRU, reverse_time
+from course_lib.training import fit
 
 WRONG: dict[str, list[tuple]] = defaultdict(list)
 GENERIC = "matches none of the usual mistakes"
@@ -634,3 +635,176 @@ for _name, _function, _hint in WRONG_TBPTT:
     WRONG["tbptt"].append((_function, _hint))
 for _name, _function, _hint in WRONG_TEMPERATURE:
     WRONG["temperature"].append((_function, _hint))
+
+
+# --- 5.4 train_tagger: wrong StackedBiGRU classes (trained one step), then wrong training ---
+
+
+def wrong_stack(hint: str):
+    """Register a tagger trained (one step) around the decorated wrong StackedBiGRU class."""
+
+    def register(stack_class):
+        def train_tagger(train):
+            torch.manual_seed(0)
+            model = _Tagger(train, stack_class(16, 8, 0.2), 16)
+            fit(model, train, steps=1, progress=False)
+            return model
+
+        WRONG["trained_tagger"].append((train_tagger, hint))
+        return stack_class
+
+    return register
+
+
+class _TwoGRUs(torch.nn.Module):
+    """Two bidirectional course_lib GRUs; subclasses wire them (wrongly) in forward."""
+
+    def __init__(self, input_size, hidden_size, dropout, first_hidden=None, second_input=None):
+        super().__init__()
+        first_hidden = first_hidden or hidden_size
+        self.rnn1 = GRU(input_size, first_hidden, batch_first=True, bidirectional=True)
+        self.drop = torch.nn.Dropout(dropout)
+        self.rnn2 = GRU(
+            second_input or 2 * first_hidden, hidden_size, batch_first=True, bidirectional=True
+        )
+
+
+@wrong_stack("no dropout in training mode")
+class StackNoDropout(_TwoGRUs):
+    def forward(self, x, lengths=None):
+        h1, _ = self.rnn1(x, lengths=lengths)
+        h2, _ = self.rnn2(h1, lengths=lengths)
+        return h2
+
+
+@wrong_stack("dropout sits after the second layer")
+class StackDropoutLast(_TwoGRUs):
+    def forward(self, x, lengths=None):
+        h1, _ = self.rnn1(x, lengths=lengths)
+        h2, _ = self.rnn2(h1, lengths=lengths)
+        return self.drop(h2)
+
+
+@wrong_stack("dropout is applied to the input x")
+class StackDropoutFirst(_TwoGRUs):
+    def forward(self, x, lengths=None):
+        h1, _ = self.rnn1(self.drop(x), lengths=lengths)
+        return self.rnn2(h1, lengths=lengths)[0]
+
+
+class StackUnchained(_TwoGRUs):
+    def __init__(self, input_size, hidden_size, dropout):
+        super().__init__(input_size, hidden_size, dropout, second_input=input_size)
+
+    def forward(self, x, lengths=None):
+        self.rnn1(x, lengths=lengths)
+        return self.rnn2(x, lengths=lengths)[0]
+
+
+wrong_stack("the layers are not chained")(StackUnchained)
+
+
+class StackWrongHidden(_TwoGRUs):
+    def __init__(self, input_size, hidden_size, dropout):
+        super().__init__(input_size, hidden_size, dropout, first_hidden=input_size)
+
+    def forward(self, x, lengths=None):
+        h1, _ = self.rnn1(x, lengths=lengths)
+        return self.rnn2(self.drop(h1), lengths=lengths)[0]
+
+
+wrong_stack("your first layer has input_size hidden units")(StackWrongHidden)
+
+
+@wrong_stack("not given lengths")
+class StackNoLengths(_TwoGRUs):
+    def forward(self, x, lengths=None):
+        h1, _ = self.rnn1(x)
+        return self.rnn2(self.drop(h1))[0]
+
+
+@wrong_stack("dropout is on in eval mode")
+class StackFunctionalDropout(_TwoGRUs):
+    def forward(self, x, lengths=None):
+        h1, _ = self.rnn1(x, lengths=lengths)
+        h1 = torch.nn.functional.dropout(h1, p=self.drop.p)  # training=True by default
+        return self.rnn2(h1, lengths=lengths)[0]
+
+
+@wrong_stack("needs your StackedBiGRU inside it")
+class StackOneModule(torch.nn.Module):
+    def __init__(self, input_size, hidden_size, dropout):
+        super().__init__()
+        self.rnn = GRU(
+            input_size,
+            hidden_size,
+            num_layers=2,
+            dropout=dropout,
+            batch_first=True,
+            bidirectional=True,
+        )
+
+    def forward(self, x, lengths=None):
+        return self.rnn(x, lengths=lengths)[0]
+
+
+class _Tagger(torch.nn.Module):
+    def __init__(self, data, stack, width):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(len(data.vocab), 16)
+        self.stack = stack
+        self.head = torch.nn.Linear(width, len(data.classes))
+
+    def forward(self, tokens, lengths=None):
+        return self.head(self.stack(self.embedding(tokens), lengths))
+
+
+class _GoodStack(_TwoGRUs):
+    def forward(self, x, lengths=None):
+        h1, _ = self.rnn1(x, lengths=lengths)
+        return self.rnn2(self.drop(h1), lengths=lengths)[0]
+
+
+def _train(data, stack, width, steps, lr=1e-2):
+    torch.manual_seed(0)
+    model = _Tagger(data, stack(), width)
+    fit(model, data, steps=steps, lr=lr, progress=False)
+    return model
+
+
+@wrong("trained_tagger", "it must reach 95%")
+def train_tagger_too_short(train):
+    return _train(train, lambda: _GoodStack(16, 32, 0.1), 64, steps=5)
+
+
+@wrong("trained_tagger", "with an nn.Dropout (p > 0) between them")
+def train_tagger_no_dropout(train):
+    return _train(train, lambda: _GoodStack(16, 32, 0.0), 64, steps=1)
+
+
+@wrong("trained_tagger", "parameters; stay within")
+def train_tagger_too_big(train):
+    return _train(train, lambda: _GoodStack(16, 128, 0.1), 256, steps=1)
+
+
+@wrong("trained_tagger", "return the trained model")
+def train_tagger_returns_history(train):
+    torch.manual_seed(0)
+    model = _Tagger(train, _GoodStack(16, 32, 0.1), 64)
+    return fit(model, train, steps=1, progress=False)
+
+
+class _OneLayer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = GRU(16, 8, batch_first=True, bidirectional=True)
+        self.drop = torch.nn.Dropout(0.1)
+
+    def forward(self, x, lengths=None):
+        return self.drop(self.rnn(x, lengths=lengths)[0])
+
+
+@wrong("trained_tagger", "needs your StackedBiGRU inside it")
+def train_tagger_one_layer(train):
+    torch.manual_seed(0)
+    return _Tagger(train, _OneLayer(), 16)  # one bidirectional layer, not a stack

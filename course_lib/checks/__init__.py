@@ -38,6 +38,8 @@ check                           the learner's function                          
 ``check_reverse_within_lengths``  ``reverse_within_lengths(x, lengths)``               5.1
 ``check_bidirectional``         ``bidirectional(x, lengths, forward_rnn, backward_rnn)``  5.2
 ``check_final_states``          ``final_states(output, lengths) -> (B, 2H)``           5.3
+``check_stacked_bigru``         ``StackedBiGRU(input_size, hidden_size, dropout)``     (5.4)
+``check_trained_tagger``        ``train_tagger(train) -> a tagger that reaches 95%``   5.4
 ``check_additive_scores``       ``additive_scores(query, keys, W_q, W_k, b, v)``       6.1
 ``check_masked_softmax``        ``masked_softmax(scores, mask) -> weights``            6.2
 ``check_attention``             ``scaled_dot_attention(query, keys, values, mask)``    6.3
@@ -61,6 +63,8 @@ from course_lib.checks.ch05_bidirectional import (
     check_bidirectional,
     check_final_states,
     check_reverse_within_lengths,
+    check_stacked_bigru,
+    check_trained_tagger,
 )
 from course_lib.checks.ch06_attention import (
     check_additive_scores,
@@ -86,6 +90,8 @@ __all__ = [
     "check_rnn_backward",
     "check_rnn_forward",
     "check_rnn_step",
+    "check_stacked_bigru",
     "check_tbptt",
     "check_temperature_softmax",
+    "check_trained_tagger",
 ]
