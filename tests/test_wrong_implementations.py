@@ -150,3 +150,20 @@ def test_numerical_gradient_agrees_with_autograd():
     numerical = ch01_rnn._numerical_gradient(xs, h0, *W, dhs)
     for key in ch01_rnn.GRAD_KEYS:
         np.testing.assert_allclose(numerical[key], autograd[key], atol=1e-7)
+
+
+def test_lstm_layer_reference_is_the_course_layer_with_lengths():
+    """The reference of check_lstm_layer is what course_lib.layers.LSTM computes with lengths."""
+    from course_lib.checks import ch02_lstm
+    from course_lib.layers import LSTM
+
+    torch.manual_seed(0)
+    layer = LSTM(3, 4).double()
+    xs, lengths = torch.randn(5, 3, 3, dtype=torch.float64), torch.tensor([5, 2, 1])
+    output, (h_n, c_n) = layer(xs, lengths=lengths)
+    weights = [
+        getattr(layer, n) for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    ]
+    ours = ch02_lstm._layer_reference(xs, lengths, *weights)
+    for got, want in zip(ours, (output, h_n[0], c_n[0])):
+        torch.testing.assert_close(got, want)

@@ -808,3 +808,78 @@ class _OneLayer(torch.nn.Module):
 def train_tagger_one_layer(train):
     torch.manual_seed(0)
     return _Tagger(train, _OneLayer(), 16)  # one bidirectional layer, not a stack
+
+
+# --- 2.4 lstm_layer ---------------------------------------------------------------------------
+
+
+def _lstm_cell_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    i, f, g, o = (x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh).chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+@wrong("lstm_layer", "your states keep changing past each sequence's length")
+def lstm_layer_runs_over_padding(xs, lengths, *weights):
+    h = c = xs.new_zeros(xs.shape[1], weights[1].shape[1])
+    outputs = []
+    for x in xs:
+        h, c = _lstm_cell_step(x, h, c, *weights)
+        outputs.append(h)
+    output = torch.stack(outputs)
+    real = torch.arange(len(xs)).unsqueeze(1) < lengths  # (T, B)
+    return output * real.unsqueeze(-1), h, c
+
+
+@wrong("lstm_layer", "outputs at padded steps are not zero")
+def lstm_layer_padding_not_zeroed(xs, lengths, *weights):
+    h = c = xs.new_zeros(xs.shape[1], weights[1].shape[1])
+    outputs = []
+    for t, x in enumerate(xs):
+        h_new, c_new = _lstm_cell_step(x, h, c, *weights)
+        keep = (lengths <= t).unsqueeze(1)
+        h, c = torch.where(keep, h, h_new), torch.where(keep, c, c_new)
+        outputs.append(h)  # the frozen state is repeated over the padding
+    return torch.stack(outputs), h, c
+
+
+@wrong("lstm_layer", "nothing is masked")
+def lstm_layer_no_masks(xs, lengths, *weights):
+    h = c = xs.new_zeros(xs.shape[1], weights[1].shape[1])
+    outputs = []
+    for x in xs:
+        h, c = _lstm_cell_step(x, h, c, *weights)
+        outputs.append(h)
+    return torch.stack(outputs), h, c
+
+
+@wrong("lstm_layer", "h_n is output[-1]")
+def lstm_layer_last_row(xs, lengths, *weights):
+    h = c = xs.new_zeros(xs.shape[1], weights[1].shape[1])
+    outputs = []
+    for t, x in enumerate(xs):
+        h_new, c_new = _lstm_cell_step(x, h, c, *weights)
+        go = (t < lengths)[:, None]
+        h, c = torch.where(go, h_new, h), torch.where(go, c_new, c)
+        outputs.append(torch.where(go, h, 0.0))
+    output = torch.stack(outputs)
+    return output, output[-1], c
+
+
+@wrong("lstm_layer", "the order is (output, h_n, c_n)")
+def lstm_layer_swapped(xs, lengths, *weights):
+    output, h, c = lstm_layer_last_row(xs, lengths, *weights)
+    h = torch.stack([output[n - 1, b] for b, n in enumerate(lengths.tolist())])
+    return output, c, h
+
+
+@wrong("lstm_layer", "create the zero states with dtype=xs.dtype")
+def lstm_layer_float32_state(xs, lengths, *weights):
+    h = c = torch.zeros(xs.shape[1], weights[1].shape[1])  # float32 by default
+    outputs = []
+    for t, x in enumerate(xs):
+        h_new, c_new = _lstm_cell_step(x, h, c, *weights)
+        go = (t < lengths)[:, None]
+        h, c = torch.where(go, h_new, h), torch.where(go, c_new, c)
+        outputs.append(torch.where(go, h, 0.0))
+    return torch.stack(outputs).float(), h.float(), c.float()

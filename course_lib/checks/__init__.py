@@ -31,6 +31,7 @@ check                           the learner's function                          
 ``check_lstm_step``             ``lstm_step(x, h_prev, c_prev, weight_ih, ...)``       2.1
 ``check_forget_bias``           ``set_forget_bias(cell, value)``                       2.2
 ``check_half_life``             ``forget_half_life(forget_bias) -> steps``             2.3
+``check_lstm_layer``            ``lstm_layer(xs, lengths, weight_ih, ...) -> (o, h, c)``  2.4
 ``check_gru_step``              ``gru_step(x, h_prev, weight_ih, ...) -> h``           3.1
 ``check_count_parameters``      ``count_parameters(kind, input_size, hidden_size, ...)``  3.2
 ``check_peephole_step``         ``peephole_step(x, h_prev, c_prev, ..., weight_co)``   4.1
@@ -56,7 +57,12 @@ from a secret seed (:mod:`course_lib.checks.evidence`), and judges in the grader
 """
 
 from course_lib.checks.ch01_rnn import check_rnn_backward, check_rnn_forward, check_rnn_step
-from course_lib.checks.ch02_lstm import check_forget_bias, check_half_life, check_lstm_step
+from course_lib.checks.ch02_lstm import (
+    check_forget_bias,
+    check_half_life,
+    check_lstm_layer,
+    check_lstm_step,
+)
 from course_lib.checks.ch03_gru import check_count_parameters, check_gru_step
 from course_lib.checks.ch04_peephole import check_peephole_count, check_peephole_step
 from course_lib.checks.ch05_bidirectional import (
@@ -82,6 +88,7 @@ __all__ = [
     "check_forget_bias",
     "check_gru_step",
     "check_half_life",
+    "check_lstm_layer",
     "check_lstm_step",
     "check_masked_softmax",
     "check_peephole_count",

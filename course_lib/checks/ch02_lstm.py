@@ -16,6 +16,7 @@ from torch import nn
 
 from course_lib.cells import init_forget_bias
 from course_lib.checks.core import (
+    _ERROR_HINTS,
     ACTIVATIONS,
     Check,
     Comparison,
@@ -285,3 +286,118 @@ HALF_LIFE = register(
 def check_half_life(forget_half_life: Callable, seed: int = 0) -> None:
     """Test 2.3: ``forget_half_life(forget_bias)``, the steps until c halves when f = sigmoid(b)."""
     run(HALF_LIFE, forget_half_life, seed)
+
+
+# --- 2.4 the whole layer over a padded batch ----------------------------------------------------
+
+
+def _layer_variant(freeze=True, zero_output=True, final="state", swap=False):
+    """The exercise's function with the mistakes that the arguments switch on."""
+
+    def run(xs, lengths, weight_ih, weight_hh, bias_ih, bias_hh):
+        T, B, _ = xs.shape
+        H = weight_hh.shape[1]
+        h = c = torch.zeros(B, H, dtype=xs.dtype)
+        outputs = []
+        for t in range(T):
+            h_new, c_new = torch.lstm_cell(xs[t], (h, c), weight_ih, weight_hh, bias_ih, bias_hh)
+            real = (t < lengths).unsqueeze(-1)  # (B, 1)
+            h, c = (
+                (torch.where(real, h_new, h), torch.where(real, c_new, c))
+                if freeze
+                else (
+                    h_new,
+                    c_new,
+                )
+            )
+            outputs.append(torch.where(real, h, torch.zeros_like(h)) if zero_output else h)
+        output = torch.stack(outputs)
+        if final == "last_row":
+            h, c = output[-1], c
+        return (output, c, h) if swap else (output, h, c)
+
+    return run
+
+
+# torch.lstm_cell stepped over time with the states frozen past each length; the tests check that
+# it equals course_lib.layers.LSTM with lengths (itself tested against torch.nn.LSTM, packed).
+_layer_reference = _layer_variant()
+
+
+def _layer_cases(seed: int) -> list:
+    g = torch.Generator().manual_seed(seed)
+    I, H = 3, 4
+    weights = (
+        randn(g, 4 * H, I, scale=0.6),
+        randn(g, 4 * H, H, scale=0.6),
+        randn(g, 4 * H, scale=0.5),
+        randn(g, 4 * H, scale=0.5),
+    )
+    cases = []
+    for T, lengths in ((5, [5, 3, 1]), (4, [4, 4]), (1, [1, 1]), (6, [2])):
+        description = f"lengths {tuple(lengths)} (T={T})"
+        cases.append((description, (randn(g, T, len(lengths), I), torch.tensor(lengths), *weights)))
+    return cases
+
+
+def _layer_mistakes() -> list[Mistake]:
+    return [
+        (
+            "your states keep changing past each sequence's length, so h_n and c_n of a short "
+            "sequence have read the padding. At step t, keep the old (h, c) where t >= lengths[b] "
+            "(torch.where with a (B, 1) mask).",
+            _layer_variant(freeze=False),
+        ),
+        (
+            "your states are right, but the outputs at padded steps are not zero: output[t, b] "
+            "is 0 where t >= lengths[b].",
+            _layer_variant(zero_output=False),
+        ),
+        (
+            "nothing is masked: the states run over the padding and the padded outputs are not "
+            "zero. Keep the old (h, c) where t >= lengths[b] (torch.where with a (B, 1) mask) "
+            "and make output[t, b] zero there.",
+            _layer_variant(freeze=False, zero_output=False),
+        ),
+        (
+            "h_n is output[-1], which is zero (padding) for a short sequence; h_n is the state "
+            "after each sequence's last real step.",
+            _layer_variant(final="last_row"),
+        ),
+        (
+            "you returned (output, c_n, h_n); the order is (output, h_n, c_n).",
+            _layer_variant(swap=True),
+        ),
+    ]
+
+
+LSTM_LAYER = register(
+    Check(
+        "check_lstm_layer",
+        "lstm_layer",
+        _layer_cases,
+        (
+            Comparison(
+                _layer_reference,
+                _layer_mistakes,
+                against="torch.lstm_cell stepped with the padding masked",
+                gradients=True,
+            ),
+        ),
+        outputs=("output", "h_n", "c_n"),
+        error_hints=(
+            *_ERROR_HINTS,
+            (
+                "to have the same dtype",
+                "Your function mixes float32 and float64: the check gives float64 inputs, so "
+                "create the zero states with dtype=xs.dtype (torch.zeros(B, H, dtype=xs.dtype)).",
+            ),
+        ),
+    )
+)
+
+
+@keeps_rng
+def check_lstm_layer(lstm_layer: Callable, seed: int = 0) -> None:
+    """Test 2.4: ``lstm_layer(xs, lengths, weight_ih, ...) -> (output, h_n, c_n)`` with lengths."""
+    run(LSTM_LAYER, lstm_layer, seed)
