@@ -247,6 +247,19 @@ def figure_references(notebook: str) -> list[str]:
 
 def check_images(page, notebook: str) -> None:
     """Every image on the page has loaded; each diagram the markdown shows is drawn, with alt."""
+    expected = figure_references(notebook)
+    # Markdown cells render asynchronously: wait until every diagram's <img> is in the page, or
+    # "every image has loaded" would hold trivially while there are none yet.
+    wait_or_fail(
+        lambda: f"{notebook}: diagrams never drawn: {expected}",
+        page.wait_for_function,
+        """([selector, names]) => names.every((name) => Array.from(
+            document.querySelectorAll(selector)).some((img) =>
+                (img.getAttribute('src') || '').includes(name)))""",
+        arg=[MARKDOWN_IMAGES, expected],
+        timeout=WIDGET_TIMEOUT_MS,
+        polling=250,
+    )
     wait_or_fail(
         lambda: (
             f"{notebook}: images still loading: "
@@ -257,7 +270,6 @@ def check_images(page, notebook: str) -> None:
         WIDGET_TIMEOUT_MS,
     )
     assert not broken_images(page), f"{notebook}: images that did not load: {broken_images(page)}"
-    expected = figure_references(notebook)
     drawn = image_report(page, MARKDOWN_IMAGES)
     shown = [image for image in drawn if any(name in image["src"] for name in expected)]
     assert len(shown) == len(expected), f"{notebook}: shows {expected}, drawn: {drawn}"
