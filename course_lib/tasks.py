@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from course_lib._validate import check_choice, check_int
+from course_lib._validate import check_bool, check_choice, check_int
 from course_lib.text import (  # noqa: F401  (re-exported: the real-text task of chapter 07)
     CharVocab,
     Streams,
@@ -342,6 +342,7 @@ def spaghetti_content(
     *,
     facts: int = 4,
     foods: int = 8,
+    shuffle: bool = False,
 ) -> TaskData:
     """The spaghetti question asked by content: several animals ate several foods; who ate this one?
 
@@ -350,8 +351,9 @@ def spaghetti_content(
         then the cat ate my cake . the dog ate my pizza . we cooked cake . then who ate my cake ?
         -> cat
 
-    Each example holds ``facts`` facts "the <animal> ate my <food> .", one per animal (the
-    animals in a random order, each with a different food drawn from :data:`FOODS`), then
+    Each example holds ``facts`` facts "the <animal> ate my <food> .", one per animal, each
+    with a different food drawn from :data:`FOODS` (the animals in the order of
+    :data:`SUBJECTS`, "the dog ..." first; ``shuffle=True`` puts them in a random order), then
     ``distance`` tokens of distractors, then the question, which names one of the foods, chosen
     uniformly. The answer is the animal that ate it: class ``0..facts-1``, ``classes[target]``.
     Before the facts come 0 to :data:`LEAD` distractor tokens, so the facts' positions vary.
@@ -363,6 +365,11 @@ def spaghetti_content(
     The distractors (:data:`CONTENT_DISTRACTORS`) mention the same animals and foods ("the cat
     saw the pizza .", "a dog smelled my cake ."), but never "ate my": to answer, a network must
     bind the question's food to the animal in the fact that names it.
+
+    With ``shuffle=True`` the answer becomes an interaction of three things (which animal
+    came first, what each ate, which food is asked): in docs/EXPERIMENTS.md §7 no tanh RNN
+    learned that in 600 steps, and which gated network did was a matter of seed. With the fixed
+    order a network must still remember *what* the dog ate and compare it with the question.
 
     Chance level: ``1 / facts``. Every animal is in exactly one fact and the question picks the
     fact uniformly, so whatever is read *before the question* leaves each answer equally likely:
@@ -379,6 +386,7 @@ def spaghetti_content(
     foods = _check_int("foods", foods, facts)
     if foods > len(FOODS):
         raise ValueError(f"foods must be <= {len(FOODS)}, got {foods}")
+    shuffle = check_bool("shuffle", shuffle)
     generator = _generator(seed)
     vocab = spaghetti_content_vocab(facts, foods)
     token_id = {word: i for i, word in enumerate(vocab)}
@@ -387,6 +395,8 @@ def spaghetti_content(
 
     # 1. Draw every random number up front, then assemble the sentences from them in Python.
     orders = torch.rand(n, facts, generator=generator).argsort(dim=1)  # (B, facts) animal order
+    if not shuffle:  # drawn all the same, so that both modes share every other draw
+        orders = torch.arange(facts).expand(n, facts)
     menus = torch.rand(n, foods, generator=generator).argsort(dim=1)[:, :facts]  # (B, facts)
     asked = torch.randint(0, facts, (n,), generator=generator)  # (B,) which fact is asked about
     leads = _uniform_ints(0, LEAD, n, generator)  # (B,)

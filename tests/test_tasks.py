@@ -16,6 +16,7 @@ GENERATORS = {
     "spaghetti_words": lambda seed: tasks.spaghetti(16, 7, seed, distractors="words"),
     "spaghetti_content": lambda seed: tasks.spaghetti_content(16, 7, seed),
     "spaghetti_content_range": lambda seed: tasks.spaghetti_content(16, (0, 30), seed, facts=3),
+    "spaghetti_content_shuffled": lambda seed: tasks.spaghetti_content(16, 7, seed, shuffle=True),
     "adding": lambda seed: tasks.adding(16, 20, seed),
     "copy_memory": lambda seed: tasks.copy_memory(16, 5, seed, gap=3),
     "timing": lambda seed: tasks.timing(16, seed),
@@ -223,9 +224,10 @@ def _tolerance(chance: float, n: int = CONTENT_N) -> float:
     return 4 * (chance * (1 - chance) / n) ** 0.5
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("facts", [2, 3, 4])
-def test_spaghetti_content_answer_is_the_bound_fact(facts):
-    data = tasks.spaghetti_content(500, (0, 40), seed=0, facts=facts)
+def test_spaghetti_content_answer_is_the_bound_fact(facts, shuffle):
+    data = tasks.spaghetti_content(500, (0, 40), seed=0, facts=facts, shuffle=shuffle)
     assert data.chance == pytest.approx(1 / facts) and data.num_classes == facts
     assert data.classes == tasks.SUBJECTS[:facts]
     assert data.lengths is not None and data.lengths.dtype == torch.long
@@ -241,6 +243,29 @@ def test_spaghetti_content_answer_is_the_bound_fact(facts):
         assert sorted(words[t - 1] for t in facts_at) == list(range(1, facts + 1))
         assert len({words[t + 2] for t in facts_at}) == facts, "each animal ate another food"
         assert all(words[t - 2] == data.vocab.index("the") for t in facts_at)
+
+
+def _fact_animals(data: TaskData) -> list[list[int]]:
+    """The animals of each example's facts, in the order they are told."""
+    ate = data.vocab.index("ate")
+    rows = []
+    for b in range(len(data)):
+        words = data.inputs[b, : int(data.lengths[b]) - len(tasks.CONTENT_QUESTION)].tolist()
+        rows.append([words[t - 1] for t in range(1, len(words)) if words[t] == ate])
+    return rows
+
+
+def test_spaghetti_content_order_fixed_unless_shuffled_and_other_draws_shared():
+    fixed = tasks.spaghetti_content(400, (0, 20), seed=5, facts=3)
+    shuffled = tasks.spaghetti_content(400, (0, 20), seed=5, facts=3, shuffle=True)
+    assert all(animals == [1, 2, 3] for animals in _fact_animals(fixed)), "dog, cat, fox"
+    orders = {tuple(animals) for animals in _fact_animals(shuffled)}
+    assert len(orders) == 6, "every order of three animals occurs"
+    # Only the order differs: the lengths (lead and distance) are the same draws, and the
+    # answer is the animal of the same fact position's food in both.
+    assert torch.equal(fixed.lengths, shuffled.lengths)
+    assert _accuracy(_binding_rule(shuffled), shuffled) == 1.0
+    assert 0.2 < (fixed.targets == shuffled.targets).float().mean() < 0.5
 
 
 def test_spaghetti_content_distance_and_lead():
@@ -268,12 +293,15 @@ def test_spaghetti_content_distractors_mention_animals_and_foods_but_bind_none()
     assert not (gap == data.vocab.index("ate")).any(), "no distractor says 'ate'"
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("facts", [2, 4])
-def test_spaghetti_content_question_blind_rules_score_chance(facts):
+def test_spaghetti_content_question_blind_rules_score_chance(facts, shuffle):
     """First animal, last animal, the token where the answer stands most often (counted from the
     start and from the end), the most frequent answer: all at chance within 4 binomial std."""
-    fit_split = tasks.spaghetti_content(CONTENT_N, (0, 60), seed=10, facts=facts)
-    data = tasks.spaghetti_content(CONTENT_N, (0, 60), seed=11, facts=facts)
+    make = lambda seed: tasks.spaghetti_content(  # noqa: E731
+        CONTENT_N, (0, 60), seed=seed, facts=facts, shuffle=shuffle
+    )
+    fit_split, data = make(10), make(11)
     chance, tol = data.chance, _tolerance(data.chance)
 
     from_start = _answer_positions(fit_split)
@@ -320,6 +348,8 @@ def test_spaghetti_content_answers_balanced_at_each_distance():
         (lambda: tasks.spaghetti_content(10, 5, facts=3.0), TypeError, "facts"),
         (lambda: tasks.spaghetti_content(10, 5, facts=4, foods=3), ValueError, "foods"),
         (lambda: tasks.spaghetti_content(10, 5, foods=99), ValueError, "foods"),
+        (lambda: tasks.spaghetti_content(10, 5, shuffle="False"), TypeError, "shuffle"),
+        (lambda: tasks.spaghetti_content(10, 5, shuffle=1), TypeError, "shuffle"),
     ],
 )
 def test_spaghetti_content_bad_arguments_name_the_argument(call, error, names):
