@@ -183,7 +183,7 @@ def plot_history(
     ax_score.set(title=f"validation {metric}", xlabel="training step", ylabel=metric)
     if chance is not None:
         ax_score.axhline(
-            chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})"
+            chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.3g})"
         )
     if metric == "accuracy":
         ax_score.set_ylim(0, 1.05)
@@ -238,7 +238,7 @@ def plot_accuracy_by_distance(
         )
     if chance is not None:
         ax.axhline(
-            chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})"
+            chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.3g})"
         )
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.05))
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, not over, data

@@ -94,6 +94,9 @@ def test_plot_accuracy_by_distance():
     )
     check_figure(fig)
     assert [line.get_label() for line in fig.axes[0].lines] == ["rnn", "lstm", "chance (0.25)"]
+    # the chance label keeps its digits: 1/8 is 0.125, not "0.12"
+    eighth = viz.plot_accuracy_by_distance({"rnn": ([0, 10], [0.9, 0.5])}, chance=1 / 8)
+    assert eighth.axes[0].lines[-1].get_label() == "chance (0.125)"
     with pytest.raises(ValueError, match="3 distances but 2 accuracies"):
         viz.plot_accuracy_by_distance({"rnn": ([0, 10, 20], [0.9, 0.5])})
 
