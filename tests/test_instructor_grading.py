@@ -1,6 +1,6 @@
 """Instructor grading against the source (course_lib.instructor.classroom), tried as a class would.
 
-One batch of chapter 02 (three exercises, 3 + 2 + 1 points), built from the committed solutions
+One batch of chapter 02 (four exercises, 3 + 2 + 1 + 2 points), built from the committed solutions
 and exercises: an honest learner, a blank one, and one learner per attack. Every attacker did the
 same honest work, a correct ``lstm_step`` (3 points), and nothing else that a correct answer
 needs, so no attacker may earn more than 3. Files that cannot be run get a row with a reason.
@@ -29,6 +29,21 @@ NOTEBOOK = "02_lstm.ipynb"
 SOLUTION = nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4)
 EXERCISE = nbformat.read(ROOT / "exercises" / NOTEBOOK, as_version=4)
 HONEST_WORK = 3  # what a correct lstm_step alone is worth
+# The chapter's total, read from the source's test cells ("points:N" tags), not written here.
+TOTAL = sum(
+    int(tag.removeprefix("points:"))
+    for cell in SOLUTION.cells
+    for tag in cell.metadata.get("tags", [])
+    if tag.startswith("points:")
+)
+EXERCISES = {
+    tag.removeprefix("exercise:")
+    for cell in SOLUTION.cells
+    for tag in cell.metadata.get("tags", [])
+    if tag.startswith("exercise:")
+}
+# Every answer cell of the source: the honest learner writes them all.
+SOLUTION_CELLS = [c.id for c in SOLUTION.cells if c.metadata.get("nbgrader", {}).get("solution")]
 
 
 def cell(notebook, cell_id):
@@ -54,7 +69,7 @@ def add_cell(notebook, after: str, source: str, tags=()) -> None:
 def tamper(notebook):
     cell(notebook, "ex2-2-test").source = "pass"  # the failing test replaced
     cell(notebook, "ex2-1-test").metadata["tags"] = ["exercise:lstm_step", "points:100"]
-    add_cell(notebook, "ex2-3-test", "# Test 2.4 — bonus\npass", ["exercise:bonus", "points:10"])
+    add_cell(notebook, "ex2-3-test", "# Test 2.5 — bonus\npass", ["exercise:bonus", "points:10"])
 
 
 def delete_failing(notebook):
@@ -115,7 +130,7 @@ for what, path in attempts.items():
 
 def build_batch(root: Path) -> dict[str, Path]:
     submissions = {
-        "honest": learner(["ex2-1-solution", "ex2-2-solution", "ex2-3-solution"]),
+        "honest": learner(SOLUTION_CELLS),
         "blank": learner(),
         "tamper": learner(["ex2-1-solution"], tamper),
         "deleter": learner(["ex2-1-solution"], delete_failing),
@@ -189,11 +204,12 @@ def by_learner(result) -> dict:
 def test_the_honest_learner_has_full_marks_and_the_blank_one_none(graded):
     result, _, _ = graded
     learners = by_learner(result)
-    assert (learners["honest"].points, learners["honest"].possible) == (6, 6), classroom.table(
-        result
+    assert len(SOLUTION_CELLS) == 4 and TOTAL > HONEST_WORK, "the batch has lost exercises"
+    assert (learners["honest"].points, learners["honest"].possible) == (TOTAL, TOTAL), (
+        classroom.table(result)
     )
     assert learners["honest"].notes == []
-    assert (learners["blank"].points, learners["blank"].possible) == (0, 6)
+    assert (learners["blank"].points, learners["blank"].possible) == (0, TOTAL)
     assert not learners["blank"].notes  # an untouched exercise notebook changed nothing
 
 
@@ -204,9 +220,9 @@ def test_the_honest_learner_has_full_marks_and_the_blank_one_none(graded):
 def test_no_attack_earns_more_than_the_work_done(graded, name):
     result, _, _ = graded
     attacker = by_learner(result)[name]
-    assert attacker.possible == 6, "the possible total is the source's"
+    assert attacker.possible == TOTAL, "the possible total is the source's"
     assert attacker.points == HONEST_WORK, classroom.table(result)
-    assert set(attacker.exercises) == {"lstm_step", "forget_bias", "half_life"}
+    assert set(attacker.exercises) == EXERCISES, "every exercise of the source is a row"
 
 
 @pytest.mark.slow
@@ -250,7 +266,7 @@ def test_files_that_are_no_notebook_get_a_row_and_a_reason(graded):
     assert learners["wrongchapter"].status.endswith("(it looks like 03_gru.ipynb)")
     assert learners["absent"].status == "no submission"
     for name in ("empty", "garbage", "nbformat3", "wrongchapter", "absent"):
-        assert (learners[name].points, learners[name].possible) == (0, 6)
+        assert (learners[name].points, learners[name].possible) == (0, TOTAL)
     rows = classroom.rows(graded[0])
     assert {row["learner"] for row in rows} >= set(learners)
     assert all(float(row["points"]) >= 0 for row in rows)
@@ -282,7 +298,7 @@ def test_reports_csv_and_table(graded, tmp_path):
     assert header == ",".join(classroom.CSV_COLUMNS)
     written = classroom.write_reports(result, tmp_path / "feedback")
     honest = (tmp_path / "feedback" / "honest.md").read_text(encoding="utf-8")
-    assert "02_lstm.ipynb: 6 / 6" in honest
+    assert f"02_lstm.ipynb: {TOTAL} / {TOTAL}" in honest
     assert len(written) == len(by_learner(result))
     assert "total" in classroom.table(result)
 
@@ -355,7 +371,7 @@ def test_the_command_writes_rows_for_files_it_cannot_run(tmp_path, capsys):
     )
     assert code == 0, capsys.readouterr()
     text = (tmp_path / "grades.csv").read_text(encoding="utf-8")
-    assert text.count("carol,02_lstm.ipynb") == 3 and "empty file" in text
-    assert text.count("dave,02_lstm.ipynb") == 3 and "no submission" in text
+    assert text.count("carol,02_lstm.ipynb") == len(EXERCISES) and "empty file" in text
+    assert text.count("dave,02_lstm.ipynb") == len(EXERCISES) and "no submission" in text
     assert (tmp_path / "feedback" / "dave.md").exists()
     assert main(["--instructor", str(tmp_path / "subs"), "--source", str(tmp_path)]) == 2

@@ -16,7 +16,7 @@ import nbformat
 import numpy as np
 import pytest
 import torch
-from wrong_implementations import WRONG, WRONG_LSTM_LAYER
+from wrong_implementations import WRONG
 
 from course_lib import checks as grading
 from course_lib.checks import ch01_rnn, ch05_bidirectional
@@ -167,39 +167,3 @@ def test_lstm_layer_reference_is_the_course_layer_with_lengths():
     ours = ch02_lstm._layer_reference(xs, lengths, *weights)
     for got, want in zip(ours, (output, h_n[0], c_n[0])):
         torch.testing.assert_close(got, want)
-
-
-def _lstm_layer(xs, lengths, weight_ih, weight_hh, bias_ih, bias_hh):
-    """A right answer to check_lstm_layer, written as the exercise's solution would be."""
-    T, B, _ = xs.shape
-    h = c = torch.zeros(B, weight_hh.shape[1], dtype=xs.dtype)
-    outputs = []
-    for t in range(T):
-        reading = (t < lengths).unsqueeze(-1)
-        h_next, c_next = torch.lstm_cell(xs[t], (h, c), weight_ih, weight_hh, bias_ih, bias_hh)
-        h, c = torch.where(reading, h_next, h), torch.where(reading, c_next, c)
-        outputs.append(h * reading)
-    return torch.stack(outputs), h, c
-
-
-def test_lstm_layer_check_passes_a_right_answer_and_a_blank_raises(capsys):
-    grading.check_lstm_layer(_lstm_layer)
-    grading.check_lstm_layer(_lstm_layer, seed=7)
-    assert capsys.readouterr().out.startswith("✓")
-
-    def blank(*args):
-        raise NotImplementedError()
-
-    with pytest.raises(NotImplementedError):
-        grading.check_lstm_layer(blank)
-
-
-@pytest.mark.parametrize(
-    "index, hint",
-    [pytest.param(i, h, id=f"lstm_layer-{i}") for i, (_, h) in enumerate(WRONG_LSTM_LAYER)],
-)
-def test_lstm_layer_wrong_implementation_gets_its_hint(index, hint):
-    with pytest.raises(AssertionError) as failure:
-        grading.check_lstm_layer(WRONG_LSTM_LAYER[index][0])
-    message = str(failure.value)
-    assert hint in message and message.startswith("Not quite"), message

@@ -810,18 +810,7 @@ def train_tagger_one_layer(train):
     return _Tagger(train, _OneLayer(), 16)  # one bidirectional layer, not a stack
 
 
-# --- lstm_layer (check_lstm_layer; the exercise is not in solutions/02 yet) ----------------------
-# Kept apart from WRONG, whose keys must be the solution notebooks' exercises.
-
-WRONG_LSTM_LAYER: list[tuple] = []
-
-
-def wrong_layer(hint: str):
-    def register(function):
-        WRONG_LSTM_LAYER.append((function, hint))
-        return function
-
-    return register
+# --- lstm_layer (exercise 2.4, check_lstm_layer) ----------------------------------------------
 
 
 def _lstm_cell_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -830,7 +819,7 @@ def _lstm_cell_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     return torch.sigmoid(o) * torch.tanh(c), c
 
 
-@wrong_layer("your states keep changing past each sequence's length")
+@wrong("lstm_layer", "your states keep changing past each sequence's length")
 def lstm_layer_runs_over_padding(xs, lengths, *weights):
     h = c = xs.new_zeros(xs.shape[1], weights[1].shape[1])
     outputs = []
@@ -842,7 +831,7 @@ def lstm_layer_runs_over_padding(xs, lengths, *weights):
     return output * real.unsqueeze(-1), h, c
 
 
-@wrong_layer("outputs at padded steps are not zero")
+@wrong("lstm_layer", "outputs at padded steps are not zero")
 def lstm_layer_padding_not_zeroed(xs, lengths, *weights):
     h = c = xs.new_zeros(xs.shape[1], weights[1].shape[1])
     outputs = []
@@ -854,7 +843,7 @@ def lstm_layer_padding_not_zeroed(xs, lengths, *weights):
     return torch.stack(outputs), h, c
 
 
-@wrong_layer("nothing is masked")
+@wrong("lstm_layer", "nothing is masked")
 def lstm_layer_no_masks(xs, lengths, *weights):
     h = c = xs.new_zeros(xs.shape[1], weights[1].shape[1])
     outputs = []
@@ -864,7 +853,7 @@ def lstm_layer_no_masks(xs, lengths, *weights):
     return torch.stack(outputs), h, c
 
 
-@wrong_layer("h_n is output[-1]")
+@wrong("lstm_layer", "h_n is output[-1]")
 def lstm_layer_last_row(xs, lengths, *weights):
     h = c = xs.new_zeros(xs.shape[1], weights[1].shape[1])
     outputs = []
@@ -877,14 +866,14 @@ def lstm_layer_last_row(xs, lengths, *weights):
     return output, output[-1], c
 
 
-@wrong_layer("the order is (output, h_n, c_n)")
+@wrong("lstm_layer", "the order is (output, h_n, c_n)")
 def lstm_layer_swapped(xs, lengths, *weights):
     output, h, c = lstm_layer_last_row(xs, lengths, *weights)
     h = torch.stack([output[n - 1, b] for b, n in enumerate(lengths.tolist())])
     return output, c, h
 
 
-@wrong_layer("create the zero states with dtype=xs.dtype")
+@wrong("lstm_layer", "create the zero states with dtype=xs.dtype")
 def lstm_layer_float32_state(xs, lengths, *weights):
     h = c = torch.zeros(xs.shape[1], weights[1].shape[1])  # float32 by default
     outputs = []

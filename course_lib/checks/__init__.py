@@ -31,7 +31,7 @@ check                           the learner's function                          
 ``check_lstm_step``             ``lstm_step(x, h_prev, c_prev, weight_ih, ...)``       2.1
 ``check_forget_bias``           ``set_forget_bias(cell, value)``                       2.2
 ``check_half_life``             ``forget_half_life(forget_bias) -> steps``             2.3
-``check_lstm_layer``            ``lstm_layer(xs, lengths, weight_ih, ...)``            (2.4)
+``check_lstm_layer``            ``lstm_layer(xs, lengths, weight_ih, ...)``            2.4
 ``check_gru_step``              ``gru_step(x, h_prev, weight_ih, ...) -> h``           3.1
 ``check_count_parameters``      ``count_parameters(kind, input_size, hidden_size, ...)``  3.2
 ``check_peephole_step``         ``peephole_step(x, h_prev, c_prev, ..., weight_co)``   4.1

@@ -399,5 +399,5 @@ LSTM_LAYER = register(
 
 @keeps_rng
 def check_lstm_layer(lstm_layer: Callable, seed: int = 0) -> None:
-    """``lstm_layer(xs, lengths, weight_ih, ...) -> (output, h_n, c_n)`` (2.4, not yet in 02)."""
+    """Test 2.4: ``lstm_layer(xs, lengths, weight_ih, ...) -> (output, h_n, c_n)``."""
     run(LSTM_LAYER, lstm_layer, seed)
