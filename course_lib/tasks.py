@@ -348,8 +348,8 @@ def spaghetti_content(
 
     Example (``facts=2``, distance 5)::
 
-        then the cat ate my cake . the dog ate my pizza . we cooked cake . then who ate my cake ?
-        -> cat
+        then the dog ate my cake . the cat ate my pizza . we cooked cake . then who ate my cake ?
+        -> dog
 
     Each example holds ``facts`` facts "the <animal> ate my <food> .", one per animal, each
     with a different food drawn from :data:`FOODS` (the animals in the order of
@@ -376,7 +376,8 @@ def spaghetti_content(
     any rule that ignores the question (the first or last animal, the animal at a fixed position,
     the most common answer) scores ``1 / facts`` on average (tests/test_tasks.py measures them).
 
-    The chapters 00 to 06 use :func:`spaghetti` (one fact, always first); the capstone uses this.
+    Chapters 00 to 03 and 06 use :func:`spaghetti` (one fact, always first); the capstone uses
+    this.
     """
     n = _check_int("n", n, 1)
     lo, hi = _check_range("distance", distance, 0)
