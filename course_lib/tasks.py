@@ -176,8 +176,7 @@ def _check_range(name: str, value: object, minimum: int) -> tuple[int, int]:
 
 
 def _generator(seed: object) -> torch.Generator:
-    _check_int("seed", seed, 0)
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(_check_int("seed", seed, 0))
 
 
 def _uniform_ints(lo: int, hi: int, n: int, generator: torch.Generator) -> Tensor:

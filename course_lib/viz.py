@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -126,11 +127,11 @@ def _smooth(values: np.ndarray) -> tuple[np.ndarray, int]:
 # -- plots --------------------------------------------------------------------------------------
 
 
-def _history_series(history: object) -> tuple[dict[str, tuple], dict[str, tuple], str]:
+def _history_series(history: Any) -> tuple[dict[str, tuple], dict[str, tuple], str]:
     """(loss curves, score curves, metric name) of one history; each curve is (x, y)."""
     if hasattr(history, "loss") and hasattr(history, "scores"):  # course_lib.training.History
         loss = np.asarray(history.loss, dtype=float)
-        scores = {}
+        scores: dict[str, tuple] = {}
         if len(history.scores):
             scores = {"": (np.asarray(history.eval_steps), np.asarray(history.scores, dtype=float))}
         return (
@@ -139,7 +140,8 @@ def _history_series(history: object) -> tuple[dict[str, tuple], dict[str, tuple]
             getattr(history, "metric", "score"),
         )
     if isinstance(history, Mapping):  # e.g. {"loss": [...], "accuracy": [...]}
-        losses, scores = {}, {}
+        losses: dict[str, tuple] = {}
+        scores = {}
         for key, values in history.items():
             y = _array(f"history[{key!r}]", values, (1,))
             (losses if "loss" in str(key) else scores)[str(key)] = (np.arange(1, len(y) + 1), y)
@@ -151,7 +153,7 @@ def _history_series(history: object) -> tuple[dict[str, tuple], dict[str, tuple]
 
 
 def plot_history(
-    history: object, title: str = "Training history", chance: float | None = None
+    history: Any, title: str = "Training history", chance: float | None = None
 ) -> Figure:
     """Training loss (left) and validation score (right) against the training step.
 
@@ -196,7 +198,7 @@ def plot_history(
 
 
 def plot_accuracy_by_distance(
-    results: Mapping[str, object],
+    results: Mapping[str, Any],
     chance: float | None = None,
     title: str = "Accuracy against distance",
     xlabel: str = "distance (tokens between the fact and the question)",
@@ -391,7 +393,7 @@ class Explorer(widgets.VBox):
         self._redraw()
 
     @property
-    def values(self) -> dict[str, object]:
+    def values(self) -> dict[str, Any]:
         return {name: control.value for name, control in self.controls.items()}
 
     @property
@@ -431,7 +433,7 @@ class Explorer(widgets.VBox):
         return bundle
 
 
-def _tokens_per_example(tokens: object, count: int, name: str) -> list[list[str] | None]:
+def _tokens_per_example(tokens: Any, count: int, name: str) -> list[list[str] | None]:
     """None, one token list (shared), or one list per example -> one entry per example."""
     if tokens is None:
         return [None] * count
@@ -477,7 +479,7 @@ def _run_gate_trace(
             trace = source.gate_trace(inputs, layer=layer, reverse=reverse)
             return trace, getattr(source, "batch_first", batch_first)
         rnn = getattr(source, "rnn", None) or getattr(source, "encoder", None)
-        if hasattr(source, "embedding") and hasattr(rnn, "gate_trace"):
+        if hasattr(source, "embedding") and rnn is not None and hasattr(rnn, "gate_trace"):
             trace = rnn.gate_trace(source.embedding(inputs), layer=layer, reverse=reverse)
             return trace, getattr(rnn, "batch_first", batch_first)
     raise TypeError(
@@ -634,7 +636,9 @@ def _attach_cell_diagram(explorer: Explorer, examples: list[dict], real: list[in
     explorer.diagram.add_class("course-cell-diagram")
 
     def redraw(change: object = None) -> None:
-        explorer.diagram.value = current_svg().encode()
+        svg = current_svg()
+        if svg is not None:  # the same trace always has a diagram; this narrows the type
+            explorer.diagram.value = svg.encode()
 
     for control in explorer.controls.values():
         control.observe(redraw, names="value")

@@ -127,7 +127,7 @@ def _as_state(setter: Callable) -> Callable:
         setter(cell, value)
         return {name: p.detach().clone() for name, p in cell.named_parameters()}
 
-    run.__signature__ = inspect.signature(_forget_bias_reference)
+    run.__signature__ = inspect.signature(_forget_bias_reference)  # type: ignore[attr-defined]
     return run
 
 

@@ -509,7 +509,7 @@ def _tagger_reference(seed):
     return 1.0  # reached the stated accuracy
 
 
-_tagger_reference._reference = True
+_tagger_reference._reference = True  # type: ignore[attr-defined]
 
 TRAINED_TAGGER = register(
     Check(

@@ -158,7 +158,7 @@ def _tbptt_cases(seed: int) -> list:
     V = len(vocab)
     g = torch.Generator().manual_seed(seed)
     offset = int(torch.randint(0, 20, (1,), generator=g))  # where in the corpus the streams start
-    cases = []
+    cases: list[tuple] = []
     for description, layer, B, T, passes, lr, clip in (
         ("a tanh RNN, 4 streams, segments of 6, 2 passes", "rnn", 4, 6, 2, 0.5, 0.1),
         ("an LSTM, 3 streams, segments of 5, 2 passes", "lstm", 3, 5, 2, 1.0, 0.3),

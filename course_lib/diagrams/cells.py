@@ -12,6 +12,7 @@ of Gers et al. 2000), 03 (GRU in PyTorch's form, Cho et al. 2014) and 04 (peepho
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from course_lib.diagrams.svg import PALETTE, Drawing
 
@@ -319,7 +320,7 @@ def cell_with_values(values: Mapping[str, float]) -> str | None:
     return None
 
 
-def step_values(gates: Mapping[str, object], step: int, unit: int) -> dict[str, float]:
+def step_values(gates: Mapping[str, Any], step: int, unit: int) -> dict[str, float]:
     """One unit's values at one step from a trace of one example ({name: (T, H)} arrays);
     with the previous memory (c_prev or h_prev, 0 before the first step) added."""
     values = {name: float(series[step][unit]) for name, series in gates.items()}

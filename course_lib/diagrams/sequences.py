@@ -9,6 +9,8 @@ to layer l + 1 as its inputs).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from course_lib.diagrams.svg import PALETTE, Drawing
 
 TOKENS = ("the", "dog", "ate", "?")  # the spaghetti question, shortened
@@ -19,7 +21,7 @@ def _cell(d: Drawing, x: float, y: float, label: str = "tanh") -> None:
     d.layer(x, y, label, "h", width=CELL_W, height=CELL_H)
 
 
-def _inputs(d: Drawing, xs: list[float], y_top: float, y: float, tokens=TOKENS) -> None:
+def _inputs(d: Drawing, xs: Sequence[float], y_top: float, y: float, tokens=TOKENS) -> None:
     """x_1 ... x_T below the cells, with the words they embed."""
     for t, (x, token) in enumerate(zip(xs, tokens), start=1):
         name = "x_T" if t == len(xs) else f"x_{t}"
@@ -103,8 +105,8 @@ def rnn_unrolled() -> str:
             opacity=0.35 + 0.2 * width,
         )
     # Going back from h_t to h_{t-1} multiplies by J_t: label each span by its step.
-    for x, label in (((xs[1] + xs[2]) / 2, "× J_3"), ((xs[0] + xs[1]) / 2, "× J_2")):
-        d.text(x, grad_y + 20, label, size=13, quantity="grad")
+    for middle, label in (((xs[1] + xs[2]) / 2, "× J_3"), ((xs[0] + xs[1]) / 2, "× J_2")):
+        d.text(middle, grad_y + 20, label, size=13, quantity="grad")
     d.text(696, grad_y + 20, "× J_T", size=13, quantity="grad")
     d.text(
         290,
@@ -123,7 +125,7 @@ def rnn_unrolled() -> str:
     return d.svg()
 
 
-def _direction_row(d: Drawing, xs: list[float], y: float, forward: bool, symbol: str) -> None:
+def _direction_row(d: Drawing, xs: Sequence[float], y: float, forward: bool, symbol: str) -> None:
     """One direction's cells and the state passed between them (→ or ←)."""
     for x in xs:
         _cell(d, x, y, "cell")

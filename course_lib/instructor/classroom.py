@@ -37,6 +37,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,12 @@ class Submission:
     @property
     def possible(self) -> float:
         return self.source.possible if self.source else 0.0
+
+
+def _folder(submission: Submission) -> Path:
+    """The sandbox folder of a submission that is being run (it has one by then)."""
+    assert submission.sandbox is not None, f"{submission.learner}: no sandbox yet"
+    return submission.sandbox
 
 
 @dataclass
@@ -166,7 +173,7 @@ def judge_cell(test, record: dict | None, sandbox_folder: Path, notebook_seed: i
             data = _read_evidence(sandbox_folder / sandbox.EVIDENCE_FOLDER / name)
             if data is not None:
                 evidence.append(data)
-    hints = []
+    hints: list[str] = []
     for call in test.calls:
         found = next(
             (e for e in evidence if e.get("check") == call.check and e.get("seed") == call.seed),
@@ -258,7 +265,7 @@ def grade_class(
     timeout: float = DEFAULT_CELL_TIMEOUT,
     memory: int = sandbox.DEFAULT_MEMORY,
     roster: list[str] | None = None,
-    outputs: list[Path] = (),
+    outputs: Sequence[Path] = (),
     guards: list[tuple[Path, bool]] | None = None,
     run_seed: int | None = None,
 ) -> ClassResult:
@@ -344,13 +351,15 @@ def grade_class(
         records, output = {}, ""
         if runnable:
             records, output = _run_notebooks(
-                batch, [s.sandbox / s.name for s in runnable], workers, timeout, run_seed, memory
+                batch, [_folder(s) / s.name for s in runnable], workers, timeout, run_seed, memory
             )
         for submission in runnable:
-            cells = records.get(str(submission.sandbox / submission.name), {})
-            seed = sandbox.notebook_seed(run_seed, submission.sandbox.name)
-            for test in submission.source.tests:
-                passed, hint = judge_cell(test, cells.get(test.cell_id), submission.sandbox, seed)
+            folder, source = _folder(submission), submission.source
+            assert source is not None, "a runnable submission has its source"
+            cells = records.get(str(folder / submission.name), {})
+            seed = sandbox.notebook_seed(run_seed, folder.name)
+            for test in source.tests:
+                passed, hint = judge_cell(test, cells.get(test.cell_id), folder, seed)
                 result = submission.exercises[test.exercise]
                 if passed:
                     result.points += test.points

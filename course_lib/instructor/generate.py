@@ -289,7 +289,7 @@ def check(solutions_dir: Path | str, exercises_dir: Path | str) -> list[str]:
 class CellError(NamedTuple):
     """A cell that raised: its position in ``nb.cells``, its tags and the exception's name."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index, on purpose
     tags: tuple[str, ...]
     ename: str
 

@@ -38,6 +38,7 @@ import stat
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_MEMORY = 4 * 2**30  # bytes of address space per kernel: torch and a course model fit
@@ -254,7 +255,7 @@ def site_packages() -> list[str]:
     return sorted(paths)
 
 
-def default_guards(extra: list[Path] = ()) -> list[tuple[Path, bool]]:
+def default_guards(extra: Sequence[Path] = ()) -> list[tuple[Path, bool]]:
     """(path, hash contents?) for everything a grading run must leave as it was."""
     import course_lib
 
@@ -268,7 +269,7 @@ def default_guards(extra: list[Path] = ()) -> list[tuple[Path, bool]]:
     return guards
 
 
-def fingerprint(guards: list[tuple[Path, bool]], exclude: list[Path] = ()) -> dict[str, tuple]:
+def fingerprint(guards: list[tuple[Path, bool]], exclude: Sequence[Path] = ()) -> dict[str, tuple]:
     """What every file under the guarded paths looks like now (see the module docstring)."""
     excluded = {str(Path(p).resolve()) for p in exclude}
     prints: dict[str, tuple] = {}
@@ -289,7 +290,7 @@ def fingerprint(guards: list[tuple[Path, bool]], exclude: list[Path] = ()) -> di
                     info = os.lstat(path)
                 except OSError:
                     continue
-                entry = (
+                entry: tuple = (
                     info.st_size,
                     info.st_mtime_ns,
                     info.st_ctime_ns,
