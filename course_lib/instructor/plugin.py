@@ -46,14 +46,19 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from queue import Empty
+from typing import Any
 
 import pytest
 
 from course_lib.instructor.sandbox import EVIDENCE_FOLDER  # where a sandbox's checks write
+
+# nbval's cell items are untyped: they carry .cell, .cell_num and .test_outputs, and their
+# parent (the notebook) .kernel and .timed_out. The hooks below take them as this.
+CellItem = Any
 
 DEFAULT_CELL_TIMEOUT = 60.0  # seconds; graded runs must never hang on a learner's endless loop
 _NBVAL_DEFAULT_CELL_TIMEOUT = 2000.0  # nbval's own default for --nbval-cell-timeout
@@ -130,7 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(CourseGrader(config), "course_grader")
 
 
-def _is_nbval_cell(item: pytest.Item) -> bool:
+def _is_nbval_cell(item: CellItem) -> bool:
     # nbval's item class; checked by attributes so that nbval stays an optional import
     return hasattr(item, "cell_num") and hasattr(item, "cell") and hasattr(item.parent, "kernel")
 
@@ -213,7 +218,7 @@ class CourseGrader:
 
     # -- on the process that runs the cells (a worker under xdist) ------------------------------
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(self, items: list[CellItem]) -> None:
         for item in items:
             if not _is_nbval_cell(item):
                 continue
@@ -229,12 +234,12 @@ class CourseGrader:
             ]
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+    def pytest_runtest_setup(self, item: CellItem) -> None:
         if _is_nbval_cell(item) and item.parent.nodeid in self.dead:
             pytest.skip(self.dead[item.parent.nodeid])
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+    def pytest_runtest_call(self, item: CellItem) -> Generator[None, object, object]:
         if not _is_nbval_cell(item) or item.parent.kernel is None:
             return (yield)
         notebook = item.parent
@@ -280,7 +285,7 @@ class CourseGrader:
             if notebook.timed_out and not was_timed_out:
                 self._timed_out(item)
 
-    def _kernel_died(self, item: pytest.Item, how: str) -> None:
+    def _kernel_died(self, item: CellItem, how: str) -> None:
         notebook = item.parent
         self.notes[item.nodeid] = f"kernel died ({how})"
         self.dead[notebook.nodeid] = f"not run: the kernel died in Cell {item.cell_num} ({how})"
@@ -289,7 +294,7 @@ class CourseGrader:
         except Exception:
             pass
 
-    def _timed_out(self, item: pytest.Item) -> None:
+    def _timed_out(self, item: CellItem) -> None:
         notebook = item.parent
         timeout = format_points(self.config.option.nbval_cell_timeout)
         self.notes[item.nodeid] = f"timed out after {timeout} s"
@@ -305,13 +310,13 @@ class CourseGrader:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo
-    ) -> Iterator[pytest.TestReport]:
+        self, item: CellItem, call: pytest.CallInfo
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         # tryfirst makes this the outermost wrapper: the outcome seen here is final (xfail applied).
         report = yield
         if not _is_nbval_cell(item):
             return report
-        properties = dict(item.user_properties)
+        properties: dict[str, Any] = dict(item.user_properties)
         if call.when == "call" and "possible" in properties:
             error = next(
                 (out for out in (item.test_outputs or []) if out.get("output_type") == "error"),
@@ -336,7 +341,7 @@ class CourseGrader:
             self._record(item, report)
         return report
 
-    def _record(self, item: pytest.Item, report: pytest.TestReport) -> None:
+    def _record(self, item: CellItem, report: pytest.TestReport) -> None:
         """One JSON line for the instructor's grader: how the cell ended, what evidence it left."""
         error = (
             next(
@@ -357,12 +362,13 @@ class CourseGrader:
             "evidence": self.evidence.get(item.nodeid, []),
         }
         worker = getattr(self.config, "workerinput", {}).get("workerid", "main")
+        assert self.record_folder is not None, "only called when recording"
         folder = Path(self.record_folder)
         with (folder / f"cells-{worker}.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
 
     @staticmethod
-    def _add_property(item: pytest.Item, report: pytest.TestReport, name: str, value) -> None:
+    def _add_property(item: CellItem, report: pytest.TestReport, name: str, value) -> None:
         # On the item, so the teardown report (which JUnit reads) carries it; on this report,
         # which was already built from a copy of the item's properties.
         item.user_properties.append((name, value))
@@ -371,7 +377,7 @@ class CourseGrader:
     # -- on the process that prints the table (the controller under xdist) ----------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        properties = dict(report.user_properties)
+        properties: dict[str, Any] = dict(report.user_properties)
         notebook = report.nodeid.split("::", 1)[0]
         if "possible" not in properties:
             if "status" in properties:  # an ungraded cell that timed out or killed the kernel
