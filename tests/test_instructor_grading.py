@@ -29,19 +29,17 @@ NOTEBOOK = "02_lstm.ipynb"
 SOLUTION = nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4)
 EXERCISE = nbformat.read(ROOT / "exercises" / NOTEBOOK, as_version=4)
 HONEST_WORK = 3  # what a correct lstm_step alone is worth
-# The chapter's total, read from the source's test cells ("points:N" tags), not written here.
-TOTAL = sum(
-    int(tag.removeprefix("points:"))
-    for cell in SOLUTION.cells
-    for tag in cell.metadata.get("tags", [])
-    if tag.startswith("points:")
-)
-EXERCISES = {
-    tag.removeprefix("exercise:")
-    for cell in SOLUTION.cells
-    for tag in cell.metadata.get("tags", [])
-    if tag.startswith("exercise:")
-}
+
+
+def _tagged(prefix: str) -> list[str]:
+    """What follows ``prefix`` in the source's cell tags, e.g. "points:3" -> "3"."""
+    tags = [tag for cell in SOLUTION.cells for tag in cell.metadata.get("tags", [])]
+    return [tag.removeprefix(prefix) for tag in tags if tag.startswith(prefix)]
+
+
+# The chapter's total and exercises, read from the source's test-cell tags, not written here.
+TOTAL = sum(int(points) for points in _tagged("points:"))
+EXERCISES = set(_tagged("exercise:"))
 # Every answer cell of the source: the honest learner writes them all.
 SOLUTION_CELLS = [c.id for c in SOLUTION.cells if c.metadata.get("nbgrader", {}).get("solution")]
 

@@ -298,10 +298,10 @@ def test_spaghetti_content_distractors_mention_animals_and_foods_but_bind_none()
 def test_spaghetti_content_question_blind_rules_score_chance(facts, shuffle):
     """First animal, last animal, the token where the answer stands most often (counted from the
     start and from the end), the most frequent answer: all at chance within 4 binomial std."""
-    make = lambda seed: tasks.spaghetti_content(  # noqa: E731
-        CONTENT_N, (0, 60), seed=seed, facts=facts, shuffle=shuffle
+    fit_split, data = (
+        tasks.spaghetti_content(CONTENT_N, (0, 60), seed=seed, facts=facts, shuffle=shuffle)
+        for seed in (10, 11)
     )
-    fit_split, data = make(10), make(11)
     chance, tol = data.chance, _tolerance(data.chance)
 
     from_start = _answer_positions(fit_split)
